@@ -90,6 +90,11 @@ impl TokenCache {
         }
     }
 
+    /// The cached token, fresh or not.
+    pub async fn current(&self) -> Option<Token> {
+        self.slot.lock().await.clone()
+    }
+
     fn is_fresh(&self, token: &Token) -> bool {
         Instant::now() + self.margin_for(token.lifetime) < token.expires_at
     }

@@ -126,8 +126,8 @@ impl TestSandbox {
 pub async fn json_of(response: Response) -> (StatusCode, Value) {
     let status = response.status();
     let text = response.text().await.expect("body is readable");
-    let body = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("body is not JSON ({e}): {text:?}"));
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text:?}"));
     (status, body)
 }
 
