@@ -806,7 +806,11 @@ interval = "15s"
                 "name = \"production\"",
                 "name = \"prod uction\"",
             ),
-            ("auth budget", "interval = \"60s\"\ntimeout = \"5s\"", "interval = \"5s\"\ntimeout = \"2s\""),
+            (
+                "auth budget",
+                "interval = \"60s\"\ntimeout = \"5s\"",
+                "interval = \"5s\"\ntimeout = \"2s\"",
+            ),
         ];
         let expected = [
             "targets[0].probes.sessions.intervl: unknown field `intervl`",

@@ -1,10 +1,10 @@
-//! Scheduling: one tokio-cron-scheduler job per probe of each target. A run never overlaps
+//! Scheduling: tokio-cron-scheduler drives every probe of every target. A run never overlaps
 //! the previous run of the same probe, and start times of targets are spread.
 //!
 //! Interval probes do not use the crate's repeated jobs: those compute their next tick from
 //! the previous one and stop for good once the runtime falls an interval behind. Instead a
-//! per-second cron job (whose next tick is computed from the current time) asks the runner
-//! whether the probe is due, and the runner realigns after a stall.
+//! per-second cron job (whose next tick is computed from the current time) asks each runner
+//! whether its probe is due, and a runner realigns after a stall.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -223,23 +223,40 @@ pub fn runners(targets: &[Arc<Target>]) -> Vec<Arc<ProbeRunner>> {
     runners
 }
 
-/// Adds one job per runner and starts the scheduler.
+/// Adds the jobs and starts the scheduler: one per-second job ticks every interval probe
+/// (one job per probe would flood the crate's 200-slot activation channel at 100 targets),
+/// and each cron-scheduled probe gets a job of its own.
 pub async fn start(runners: &[Arc<ProbeRunner>]) -> Result<JobScheduler, SchedulerError> {
     let scheduler = JobScheduler::new().await?;
-    for runner in runners {
-        let expression = match &runner.probe.schedule {
-            Schedule::Every(_) => EVERY_SECOND,
-            Schedule::Cron { expression, .. } => expression.as_str(),
-        };
-        let runner = runner.clone();
-        let job = Job::new_async(expression, move |_, _| {
-            let runner = runner.clone();
-            Box::pin(async move { runner.tick() })
-        })?;
-        scheduler.add(job).await?;
+    let (interval, cron): (Vec<_>, Vec<_>) = runners
+        .iter()
+        .cloned()
+        .partition(|r| matches!(r.probe.schedule, Schedule::Every(_)));
+
+    if !interval.is_empty() {
+        let interval = Arc::new(interval);
+        scheduler.add(job(EVERY_SECOND, interval)?).await?;
+    }
+    for runner in cron {
+        if let Schedule::Cron { expression, .. } = &runner.probe.schedule {
+            scheduler
+                .add(job(expression, Arc::new(vec![runner.clone()]))?)
+                .await?;
+        }
     }
     scheduler.start().await?;
     Ok(scheduler)
+}
+
+fn job(expression: &str, runners: Arc<Vec<Arc<ProbeRunner>>>) -> Result<Job, JobSchedulerError> {
+    Job::new_async(expression, move |_, _| {
+        let runners = runners.clone();
+        Box::pin(async move {
+            for runner in runners.iter() {
+                runner.tick();
+            }
+        })
+    })
 }
 
 #[cfg(test)]

@@ -77,7 +77,20 @@ impl TokenCache {
         Ok((token, Origin::Fetched))
     }
 
-    /// Caches a token obtained elsewhere (the auth probe's).
+    /// Always fetches a new token and caches it; callers of `get_or_fetch` that arrive
+    /// meanwhile wait for it instead of fetching their own.
+    pub async fn refresh<F, Fut, E>(&self, fetch: F) -> Result<Token, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Token, E>>,
+    {
+        let mut slot = self.slot.lock().await;
+        let token = fetch().await?;
+        *slot = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Caches a token obtained elsewhere.
     pub async fn store(&self, token: Token) {
         *self.slot.lock().await = Some(token);
     }
@@ -193,6 +206,27 @@ mod tests {
             assert_eq!(token.value.expose(), "token-0");
         }
 
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_forced_refresh_is_shared_with_concurrent_needs() {
+        let cache = Arc::new(TokenCache::new(Duration::from_secs(300)));
+        let count = Arc::new(AtomicU32::new(0));
+        let lifetime = Duration::from_secs(3600);
+
+        let refresh = {
+            let (cache, count) = (cache.clone(), count.clone());
+            tokio::spawn(async move { cache.refresh(|| fetcher(&count, lifetime)).await })
+        };
+        tokio::task::yield_now().await;
+        let (token, origin) = cache
+            .get_or_fetch(|| fetcher(&count, lifetime))
+            .await
+            .unwrap();
+
+        assert_eq!(refresh.await.unwrap().unwrap().value.expose(), "token-0");
+        assert_eq!((token.value.expose(), origin), ("token-0", Origin::Cached));
         assert_eq!(count.load(Ordering::SeqCst), 1);
     }
 

@@ -1310,6 +1310,7 @@ async fn dropping_the_sandbox_stops_it() {
 
 #[tokio::test]
 async fn run_serves_until_told_to_stop() {
+    share_log_call_sites();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -1352,6 +1353,7 @@ async fn run_serves_until_told_to_stop() {
 
 #[tokio::test]
 async fn run_reports_a_bad_key_pairs_file() {
+    share_log_call_sites();
     let args = SandboxArgs {
         listen: ([127, 0, 0, 1], 0).into(),
         token_ttl: Duration::from_secs(3600),
@@ -1395,6 +1397,7 @@ impl CapturedLogs {
 
 #[tokio::test]
 async fn logs_never_show_secrets_or_tokens() {
+    share_log_call_sites();
     let logs = CapturedLogs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()

@@ -59,7 +59,8 @@ timeout = "900ms"
 interval = "1s"
 timeout = "900ms"
 "#;
-    let exporter = start_exporter(&config_for("leak", &sandbox.base_url(), probes), API_SECRET).await;
+    let exporter =
+        start_exporter(&config_for("leak", &sandbox.base_url(), probes), API_SECRET).await;
     let target = exporter.targets[0].clone();
 
     // Collect tokens as they are issued, through refreshes, an expiry and some faults.
@@ -80,18 +81,39 @@ timeout = "900ms"
     tokens.sort();
     tokens.dedup();
     let metrics = scrape(&exporter).await.text;
-    let page = reqwest::get(format!("http://{}/", exporter.addr)).await.unwrap().text().await.unwrap();
+    let page = reqwest::get(format!("http://{}/", exporter.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
 
-    assert!(tokens.len() >= 2, "expected refreshed tokens, got {}", tokens.len());
-    assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "logs were not captured verbosely");
+    assert!(
+        tokens.len() >= 2,
+        "expected refreshed tokens, got {}",
+        tokens.len()
+    );
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "logs were not captured verbosely"
+    );
     assert!(logs.contains("probe succeeded"), "no probe logged at debug");
     for (place, text) in [("logs", &logs), ("/metrics", &metrics), ("/", &page)] {
-        assert!(!text.contains(API_SECRET), "the API secret appears in {place}");
+        assert!(
+            !text.contains(API_SECRET),
+            "the API secret appears in {place}"
+        );
         for token in &tokens {
-            assert!(!text.contains(token.as_str()), "an access token appears in {place}");
+            assert!(
+                !text.contains(token.as_str()),
+                "an access token appears in {place}"
+            );
             let signature = token.rsplit('.').next().unwrap();
-            assert!(!text.contains(signature), "a token's signature appears in {place}");
+            assert!(
+                !text.contains(signature),
+                "a token's signature appears in {place}"
+            );
         }
     }
 }

@@ -5,7 +5,9 @@ use crate::probe::{ProbeError, ProbeKind};
 use crate::target::Target;
 
 pub async fn run(target: &Target) -> Result<(), ProbeError> {
-    let token = target.obtain_token(ProbeKind::Auth).await?;
-    target.tokens.store(token).await;
+    target
+        .tokens
+        .refresh(|| target.obtain_token(ProbeKind::Auth))
+        .await?;
     Ok(())
 }

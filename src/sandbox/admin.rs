@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, OriginalUri, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -99,7 +99,9 @@ async fn require_loopback(
     next: Next,
 ) -> Response {
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    // Inside the nested router the URI has lost its /_sandbox prefix.
+    let uri = request.extensions().get::<OriginalUri>().map(|o| &o.0);
+    let path = uri.unwrap_or(request.uri()).path().to_owned();
     let response = if is_loopback_peer(peer) {
         next.run(request).await
     } else {

@@ -435,7 +435,7 @@ fn record(state: &SandboxState, call: &Call, method: &Method, path: &str, status
     tracing::debug!(
         method = %method,
         path,
-        status,
+        status = %status,
         category = category.as_str(),
         api_key = %call.key,
         "sandbox request"

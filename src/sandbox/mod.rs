@@ -53,7 +53,12 @@ pub struct SandboxArgs {
     pub listen: SocketAddr,
 
     /// Lifetime of issued access tokens (whole seconds, e.g. "1h", "30s").
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1h",
+        value_parser = humantime::parse_duration
+    )]
     pub token_ttl: Duration,
 
     /// Authentication requests allowed per key and rate window.
@@ -70,10 +75,16 @@ pub struct SandboxArgs {
 
     /// Length of the rate-limit window (whole seconds). The real API uses one minute; a
     /// shorter window is a drill and test aid.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "60s",
+        value_parser = humantime::parse_duration
+    )]
     pub rate_window: Duration,
 
-    /// TOML file with extra key pairs ([[credentials]] api_key = "pk_...", api_secret = "sk_...").
+    /// TOML file with extra key pairs: [[credentials]] tables of api_key ("pk_...") and
+    /// api_secret ("sk_...").
     #[arg(long = "config.file", value_name = "PATH")]
     pub config_file: Option<PathBuf>,
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pinkcloudsync_exporter::sandbox::{
@@ -37,8 +38,19 @@ pub fn client() -> reqwest::Client {
         .expect("client builds")
 }
 
+/// tracing caches process-wide whether a log call site is enabled. While a single dispatcher
+/// is registered, it decides from the current thread's subscriber, so a site first reached on a
+/// test thread without one would stay off for the test that captures logs. A second, permanent
+/// dispatcher makes tracing consult every registered dispatcher instead.
+pub fn share_log_call_sites() {
+    static SECOND_DISPATCHER: OnceLock<tracing::Dispatch> = OnceLock::new();
+    SECOND_DISPATCHER
+        .get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
+}
+
 impl TestSandbox {
     pub async fn start(options: SandboxOptions) -> TestSandbox {
+        share_log_call_sites();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let sandbox = sandbox::start(listener, options)
             .await
