@@ -5,8 +5,9 @@
 #   bash tests/bench/run.sh [SECONDS]     (default 60 s per run)
 #
 # Each target runs a sessions probe every second and an auth probe every 10 seconds. The
-# exporter's CPU time (user + system, from /proc) is divided by the probe runs it reports in
-# pinkcloudsync_probe_duration_seconds_count; RSS is VmRSS at the end of the run.
+# exporter's CPU time (the sum over its threads of /proc/PID/task/*/schedstat, in nanoseconds)
+# is divided by the probe runs it reports in pinkcloudsync_probe_duration_seconds_count; RSS is
+# VmRSS at the end of the run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-60}
@@ -25,7 +26,7 @@ sandbox_port=$(free_port)
 pids+=($!)
 sleep 1
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d", s}'; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 run() {
@@ -54,18 +55,17 @@ TOML
     local pid=$!
     pids+=($pid)
     sleep 3  # start-up and first runs, not counted
-    local probes_before ticks_before probes_after ticks_after hz
+    local probes_before ns_before probes_after ns_after
     probes() { curl -s "http://127.0.0.1:$port/metrics" | awk '/^pinkcloudsync_probe_duration_seconds_count/ {s += $2} END {print s + 0}'; }
-    probes_before=$(probes); ticks_before=$(cpu_ticks "$pid")
+    probes_before=$(probes); ns_before=$(cpu_ns "$pid")
     sleep "$seconds"
-    probes_after=$(probes); ticks_after=$(cpu_ticks "$pid")
-    hz=$(getconf CLK_TCK)
-    python3 - "$targets" "$seconds" "$probes_before" "$probes_after" "$ticks_before" "$ticks_after" "$hz" "$(rss_kib "$pid")" <<'PY'
+    probes_after=$(probes); ns_after=$(cpu_ns "$pid")
+    python3 - "$targets" "$seconds" "$probes_before" "$probes_after" "$ns_before" "$ns_after" "$(rss_kib "$pid")" <<'PY'
 import sys
-targets, seconds, p0, p1, t0, t1, hz, rss = sys.argv[1:]
+targets, seconds, p0, p1, t0, t1, rss = sys.argv[1:]
 probes = float(p1) - float(p0)
-cpu = (float(t1) - float(t0)) / float(hz)
-print(f"targets={targets} seconds={seconds} probe_runs={probes:.0f} cpu_seconds={cpu:.2f} "
+cpu = (float(t1) - float(t0)) / 1e9
+print(f"targets={targets} seconds={seconds} probe_runs={probes:.0f} cpu_seconds={cpu:.3f} "
       f"cpu_ms_per_probe={1000 * cpu / max(probes, 1):.3f} cpu_share_of_one_core={cpu / float(seconds):.3%} "
       f"rss_mib={int(rss) / 1024:.1f}")
 PY
