@@ -32,7 +32,10 @@ pub struct ProbeRunner {
     target: Arc<Target>,
     probe: ProbeConfig,
     in_flight: AtomicBool,
-    next_due: Mutex<Instant>,
+    /// Delay of the first run after the scheduler's first tick, to spread targets.
+    start_offset: Duration,
+    /// Set at the first tick, so that start-up time does not bunch the spread runs together.
+    next_due: Mutex<Option<Instant>>,
     healthy: Mutex<Option<bool>>,
 }
 
@@ -42,7 +45,8 @@ impl ProbeRunner {
             target,
             probe,
             in_flight: AtomicBool::new(false),
-            next_due: Mutex::new(Instant::now() + start_offset),
+            start_offset,
+            next_due: Mutex::new(None),
             healthy: Mutex::new(None),
         }
     }
@@ -71,7 +75,10 @@ impl ProbeRunner {
     }
 
     fn take_due(&self, interval: Duration) -> bool {
-        take_due(&mut lock(&self.next_due), Instant::now(), interval)
+        let now = Instant::now();
+        let mut next_due = lock(&self.next_due);
+        let due = next_due.get_or_insert(now + self.start_offset);
+        take_due(due, now, interval)
     }
 
     /// One run within the probe's timeout, recorded as metrics.

@@ -337,3 +337,65 @@ async fn several_targets_are_probed_separately() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn first_runs_of_targets_are_spread_over_the_interval() {
+    let sandbox = start_sandbox(roomy()).await;
+    let probes = "[targets.rate_limits]\nsync = 1000\n[targets.probes.sessions]\ninterval = \"4s\"\ntimeout = \"1s\"\n";
+    let names = ["s0", "s1", "s2", "s3"];
+    let text: String = names
+        .iter()
+        .map(|name| config_for(name, &sandbox.base_url(), probes))
+        .collect();
+    let exporter = start_exporter(&text, API_SECRET).await;
+
+    let m = wait_for(&exporter, "a first run of every target", WAIT, |m| {
+        names.iter().all(|t| {
+            m.value(
+                "pinkcloudsync_probe_last_run_timestamp_seconds",
+                &labels(t, "sessions"),
+            )
+            .is_some()
+        })
+    })
+    .await;
+
+    let mut starts: Vec<f64> = names
+        .iter()
+        .map(|t| {
+            m.get(
+                "pinkcloudsync_probe_last_run_timestamp_seconds",
+                &labels(t, "sessions"),
+            )
+        })
+        .collect();
+    starts.sort_by(f64::total_cmp);
+    assert!(
+        starts[3] - starts[0] >= 2.0,
+        "first runs not spread: {starts:?}"
+    );
+    for pair in starts.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= 0.4,
+            "two targets started together: {starts:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn api_key_expiry_is_exported_where_configured() {
+    let sandbox = start_sandbox(roomy()).await;
+    let text = roomy_config("keyed", &sandbox.base_url()).replace(
+        "api_key = \"pk_live_abc123\"",
+        "api_key = \"pk_live_abc123\"\napi_key_expires_at = \"2027-01-02T03:04:05+01:00\"",
+    );
+    let exporter = start_exporter(&text, API_SECRET).await;
+
+    let m = scrape(&exporter).await;
+
+    let expiry = m.get(
+        "pinkcloudsync_api_key_expiry_timestamp_seconds",
+        &[("target", "keyed")],
+    );
+    assert_eq!(expiry, 1_798_855_445.0);
+}
