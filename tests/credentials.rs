@@ -100,10 +100,11 @@ async fn revoked_key_marks_credentials_invalid_until_restored() {
     .await;
 
     post(&sandbox, &format!("/keys/{API_KEY}/revoke")).await;
+    // One auth interval (2 s), plus up to a second for the scheduler's tick.
     let m = wait_for(
         &exporter,
         "credentials invalid within one auth interval",
-        Duration::from_secs(3),
+        Duration::from_secs(4),
         valid(0.0),
     )
     .await;
