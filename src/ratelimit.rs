@@ -50,6 +50,9 @@ const MILLIS_THRESHOLD: f64 = 1.0e12;
 const ASSUMED_WINDOW: Duration = Duration::from_secs(60);
 /// Jitter added after a known reset, so that many exporters do not return at the same instant.
 const MAX_RESET_JITTER: Duration = Duration::from_secs(2);
+/// Longest backoff taken from a server's headers: a bogus Retry-After or reset (years ahead)
+/// must not silence a probe until the exporter restarts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 /// What one response said about the rate limit.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -97,12 +100,13 @@ pub fn parse_reset(value: &str, now: SystemTime) -> Option<SystemTime> {
     if !number.is_finite() || number < 0.0 {
         return None;
     }
+    let seconds = |value: f64| Duration::try_from_secs_f64(value).ok();
     if number >= MILLIS_THRESHOLD {
-        UNIX_EPOCH.checked_add(Duration::from_secs_f64(number / 1000.0))
+        UNIX_EPOCH.checked_add(seconds(number / 1000.0)?)
     } else if number >= UNIX_SECONDS_THRESHOLD {
-        UNIX_EPOCH.checked_add(Duration::from_secs_f64(number))
+        UNIX_EPOCH.checked_add(seconds(number)?)
     } else {
-        now.checked_add(Duration::from_secs_f64(number))
+        now.checked_add(seconds(number)?)
     }
 }
 
@@ -201,11 +205,12 @@ impl RateLimiter {
 /// past means retry now. Without either, back off exponentially, capped.
 fn backoff_until(headers: &RateLimitHeaders, attempt: u32, now: SystemTime) -> SystemTime {
     let known = headers.retry_after.or(headers.reset_at);
-    match known {
+    let until = match known {
         Some(at) if at <= now => now,
-        Some(at) => at + jitter(),
+        Some(at) => at.checked_add(jitter()).unwrap_or(at),
         None => now + exponential_delay(attempt),
-    }
+    };
+    until.min(now + MAX_BACKOFF)
 }
 
 fn jitter() -> Duration {
@@ -263,6 +268,8 @@ mod tests {
             ("0", Some(now)),
             ("-5", None),
             ("soon", None),
+            ("1e300", None),
+            ("NaN", None),
         ];
         for (value, expected) in cases {
             assert_eq!(parse_reset(value, now), expected, "{value}");
@@ -315,6 +322,26 @@ mod tests {
         );
         assert_eq!(limiter.admit(Category::Sync, at(NOW + 1)), Ok(()));
         assert_eq!(limiter.admit(Category::Auth, at(NOW + 43)), Ok(()));
+    }
+
+    #[test]
+    fn a_bogus_reset_far_ahead_is_capped() {
+        let mut limiter = RateLimiter::new(reserve(0.0));
+        let cases = [
+            ("retry-after", "99999999999999".to_string()),
+            ("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT".to_string()),
+            ("x-ratelimit-reset", "9223372036854775807".to_string()),
+            ("x-ratelimit-reset", (NOW + 10 * 86_400).to_string()),
+        ];
+        for (name, value) in cases {
+            let parsed = RateLimitHeaders::parse(&headers(&[(name, &value)]), at(NOW));
+
+            let until = limiter
+                .observe(Category::Sync, 429, &parsed, at(NOW))
+                .unwrap();
+
+            assert_eq!(until, at(NOW) + MAX_BACKOFF, "{name}: {value}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::client::{ApiClient, ApiResponse, RequestError};
@@ -20,6 +21,19 @@ use std::sync::Arc;
 /// Longest token lifetime taken at face value; anything longer is an invalid response, not a
 /// token cached for ever.
 pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// After an `invalid_credentials` answer, token requests for probes other than the auth probe
+/// wait this long, doubling up to `CREDENTIALS_RETRY_MAX`, so that a stale secret does not use
+/// up the key's authentication quota. The auth probe keeps its own schedule.
+const CREDENTIALS_RETRY_MIN: Duration = Duration::from_secs(60);
+const CREDENTIALS_RETRY_MAX: Duration = Duration::from_secs(900);
+
+#[derive(Debug, Default)]
+struct CredentialsState {
+    valid: Option<bool>,
+    rejections: u32,
+    retry_at: Option<Instant>,
+}
 
 /// What the landing page shows of a probe.
 #[derive(Debug, Clone)]
@@ -36,7 +50,7 @@ pub struct Target {
     pub tokens: TokenCache,
     limiter: Mutex<RateLimiter>,
     last: Mutex<BTreeMap<ProbeKind, LastResult>>,
-    credentials_valid: Mutex<Option<bool>>,
+    credentials: Mutex<CredentialsState>,
 }
 
 impl Target {
@@ -64,7 +78,7 @@ impl Target {
             metrics,
             config,
             last: Mutex::new(BTreeMap::new()),
-            credentials_valid: Mutex::new(None),
+            credentials: Mutex::new(CredentialsState::default()),
         })
     }
 
@@ -163,6 +177,9 @@ impl Target {
     /// Requests a new token (`POST /auth/token`) and checks the answer's shape. Tracks
     /// whether the credentials are valid.
     pub async fn obtain_token(&self, probe: ProbeKind) -> Result<Token, ProbeError> {
+        if probe != ProbeKind::Auth {
+            self.check_credentials_retry()?;
+        }
         let timeout = self.timeout(probe);
         let (key, secret) = (&self.config.api_key, &self.config.api_secret);
         let response = self
@@ -200,13 +217,38 @@ impl Target {
         );
     }
 
+    fn check_credentials_retry(&self) -> Result<(), Failure> {
+        let state = lock(&self.credentials);
+        match state.retry_at {
+            Some(at) if Instant::now() < at => {
+                let wait = at.saturating_duration_since(Instant::now()).as_secs();
+                let detail = format!(
+                    "credentials were rejected (invalid_credentials); next token request in {wait}s or by the auth probe"
+                );
+                Err(Failure::new(FailureReason::Unauthorized, detail))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn set_credentials_valid(&self, valid: bool) {
-        let previous = lock(&self.credentials_valid).replace(valid);
+        let mut state = lock(&self.credentials);
+        let previous = state.valid.replace(valid);
+        if valid {
+            state.rejections = 0;
+            state.retry_at = None;
+        } else {
+            state.rejections = state.rejections.saturating_add(1);
+            let doublings = state.rejections.saturating_sub(1).min(10);
+            let wait = (CREDENTIALS_RETRY_MIN * 2u32.pow(doublings)).min(CREDENTIALS_RETRY_MAX);
+            state.retry_at = Some(Instant::now() + wait);
+        }
+        drop(state);
+
         let labels = metrics::target_labels(self.name());
-        self.metrics
-            .credentials_valid
-            .get_or_create(&labels)
-            .set(i64::from(valid));
+        let gauge = self.metrics.credentials_valid.get_or_create(&labels);
+        gauge.set(i64::from(valid));
+        drop(gauge);
         if previous != Some(valid) && !valid {
             warn!(
                 target_name = self.name(),

@@ -192,6 +192,11 @@ async fn after_a_429_nothing_is_sent_in_the_category_until_the_reset() {
     })
     .await;
 
+    // Exhaust early in a 10 s window, so that the 429 comes before the window resets.
+    let into_window = now() % 10.0;
+    if into_window > 4.0 {
+        tokio::time::sleep(Duration::from_secs_f64(10.0 - into_window + 0.2)).await;
+    }
     post(&sandbox, "/quota/sync/exhaust").await;
     let code_429 = [("target", "quota"), ("probe", "sessions"), ("code", "429")];
     let m = wait_for(&exporter, "a 429", Duration::from_secs(5), |m| {
@@ -294,19 +299,23 @@ async fn the_exporter_stays_out_of_the_reserve_when_other_clients_use_the_quota(
     )
     .await;
 
-    tokio::time::sleep(Duration::from_secs(22)).await;
-    let m = scrape(&exporter).await;
-
     let reserve = [
         ("target", "reserve"),
         ("probe", "sessions"),
         ("reason", "quota_reserve"),
     ];
-    assert!(
-        m.get("pinkcloudsync_probe_skipped_total", &reserve) >= 2.0,
-        "{}",
-        m.text
-    );
+    let m = wait_for(
+        &exporter,
+        "reserve skips in two windows",
+        Duration::from_secs(40),
+        |m| {
+            m.value("pinkcloudsync_probe_skipped_total", &reserve)
+                .unwrap_or(0.0)
+                >= 2.0
+        },
+    )
+    .await;
+
     let code_429 = [
         ("target", "reserve"),
         ("probe", "sessions"),
@@ -319,4 +328,41 @@ async fn the_exporter_stays_out_of_the_reserve_when_other_clients_use_the_quota(
         ("code", "200"),
     ];
     assert!(m.get("pinkcloudsync_http_responses_total", &ok) >= 10.0);
+}
+
+#[tokio::test]
+async fn a_rejected_secret_does_not_use_up_the_auth_quota() {
+    let sandbox = start_sandbox(SandboxOptions::default()).await;
+    let exporter = start_exporter(
+        &sessions_only("stale", &sandbox.base_url(), "1s"),
+        "sk_live_stale",
+    )
+    .await;
+    let unauthorized = [
+        ("target", "stale"),
+        ("probe", "sessions"),
+        ("reason", "unauthorized"),
+    ];
+
+    let m = wait_for(
+        &exporter,
+        "four failed sessions runs",
+        Duration::from_secs(8),
+        |m| {
+            m.value("pinkcloudsync_probe_failures_total", &unauthorized)
+                .unwrap_or(0.0)
+                >= 4.0
+        },
+    )
+    .await;
+
+    assert_eq!(
+        count(&stats(&sandbox).await, AUTH),
+        1,
+        "one token request, then a cooldown"
+    );
+    assert_eq!(
+        m.get("pinkcloudsync_credentials_valid", &[("target", "stale")]),
+        0.0
+    );
 }
