@@ -24,6 +24,10 @@ pub const DEFAULT_TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(300);
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
+/// Config files larger than this are refused rather than read into memory.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+/// Values longer than this are shortened in error messages.
+const MAX_SHOWN_CHARS: usize = 80;
 /// The token lifetime the API document gives; used to estimate refreshes at config time.
 pub const DOCUMENTED_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
@@ -201,6 +205,8 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error("config file {path} is larger than {MAX_CONFIG_BYTES} bytes")]
+    TooLarge { path: PathBuf },
     #[error("config file {path}: {field}: {message}")]
     Parse {
         path: PathBuf,
@@ -223,10 +229,7 @@ fn list(errors: &[FieldError]) -> String {
 
 /// Reads, parses and checks a config file, taking secrets from the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = read_bounded(path)?;
     let raw = parse(path, &text)?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
 
@@ -238,6 +241,26 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     })
 }
 
+/// Reads at most `MAX_CONFIG_BYTES` (a config is small; `/dev/zero` is not).
+fn read_bounded(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let read_error = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(read_error)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    Ok(text)
+}
+
 /// Parses TOML into the raw form, reporting the path of the field that does not fit.
 pub fn parse(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
     let parse_error = |field: String, message: String| ConfigError::Parse {
@@ -245,25 +268,43 @@ pub fn parse(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
         field,
         message,
     };
-    let deserializer =
-        toml::Deserializer::parse(text).map_err(|e| parse_error("(document)".into(), flat(&e)))?;
+    let deserializer = toml::Deserializer::parse(text)
+        .map_err(|e| parse_error(position(text, &e), shorten(e.message().trim())))?;
 
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let field = match e.path().to_string() {
-            p if p == "." => "(document)".to_string(),
+            p if p == "." => position(text, e.inner()),
             p => p,
         };
-        parse_error(field, flat(e.inner()))
+        parse_error(field, shorten(e.inner().message().trim()))
     })
 }
 
-/// toml's messages span several lines with a source excerpt; keep the one line that says
-/// what is wrong, since the field path is reported separately.
-fn flat(error: &toml::de::Error) -> String {
-    let message = error.message().trim().to_string();
-    match error.span() {
-        Some(span) => format!("{message} (at byte {})", span.start),
-        None => message,
+/// "line L, column C" of a TOML error, for errors that no field path can name.
+fn position(text: &str, error: &toml::de::Error) -> String {
+    let Some(offset) = error.span().map(|span| span.start.min(text.len())) else {
+        return "(document)".to_string();
+    };
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.chars().rev().take_while(|c| *c != '\n').count() + 1;
+    format!("line {line}, column {column}")
+}
+
+/// A value as shown in an error: at most `MAX_SHOWN_CHARS` characters.
+fn shown(value: &str) -> String {
+    shorten_to(value, MAX_SHOWN_CHARS)
+}
+
+/// A parser message, which may quote a value: bounded too.
+fn shorten(message: &str) -> String {
+    shorten_to(message, 3 * MAX_SHOWN_CHARS)
+}
+
+fn shorten_to(value: &str, max: usize) -> String {
+    match value.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+        None => value.to_string(),
     }
 }
 
@@ -276,7 +317,8 @@ pub fn validate(
 ) -> Result<Config, Vec<FieldError>> {
     let mut errors = Vec::new();
     let max_quota_share = raw.max_quota_share.unwrap_or(DEFAULT_MAX_QUOTA_SHARE);
-    if !(max_quota_share > 0.0 && max_quota_share <= 1.0) {
+    let share_valid = max_quota_share > 0.0 && max_quota_share <= 1.0;
+    if !share_valid {
         errors.push(field_error(
             "max_quota_share",
             format!("{max_quota_share} must be greater than 0 and at most 1"),
@@ -296,7 +338,7 @@ pub fn validate(
             path: format!("targets[{index}]"),
             base_dir,
             env,
-            max_quota_share,
+            max_quota_share: share_valid.then_some(max_quota_share),
             errors: &mut errors,
         };
         if let Some(target) = checker.check(raw_target) {
@@ -313,6 +355,9 @@ pub fn validate(
         }
     }
 
+    if errors.is_empty() && share_valid {
+        errors.extend(check_shared_keys(&targets, max_quota_share));
+    }
     if errors.is_empty() {
         Ok(Config {
             max_quota_share,
@@ -334,7 +379,8 @@ struct TargetChecker<'a> {
     path: String,
     base_dir: &'a Path,
     env: &'a dyn Fn(&str) -> Option<String>,
-    max_quota_share: f64,
+    /// None when the share itself is invalid: the budget is then not checked.
+    max_quota_share: Option<f64>,
     errors: &'a mut Vec<FieldError>,
 }
 
@@ -400,7 +446,10 @@ impl TargetChecker<'_> {
         if !valid {
             self.error(
                 "name",
-                format!("\"{name}\" must be 1 to 64 characters of letters, digits, '_', '-', '.'"),
+                format!(
+                    "\"{}\" must be 1 to 64 characters of letters, digits, '_', '-', '.'",
+                    shown(name)
+                ),
             );
         }
     }
@@ -409,7 +458,8 @@ impl TargetChecker<'_> {
         let url = match reqwest::Url::parse(text) {
             Ok(url) => url,
             Err(e) => {
-                self.error("base_url", format!("\"{text}\" is not a URL: {e}"));
+                let message = format!("\"{}\" is not a URL: {e}", shown(text));
+                self.error("base_url", message);
                 return None;
             }
         };
@@ -421,11 +471,14 @@ impl TargetChecker<'_> {
             Some("must not carry credentials; use api_key and api_secret_env or api_secret_file")
         } else if url.query().is_some() || url.fragment().is_some() {
             Some("must not have a query or fragment")
+        } else if url.path().trim_end_matches('/').is_empty() {
+            Some("must include the API's version path, e.g. https://api.pinkcloudsync.example/v1")
         } else {
             None
         };
         if let Some(problem) = problem {
-            self.error("base_url", format!("\"{}\" {problem}", redact_url(&url)));
+            let message = format!("\"{}\" {problem}", shown(&redact_url(&url)));
+            self.error("base_url", message);
             return None;
         }
 
@@ -506,7 +559,7 @@ impl TargetChecker<'_> {
         match DateTime::parse_from_rfc3339(text) {
             Ok(at) => Some(at.with_timezone(&Utc)),
             Err(e) => {
-                let message = format!("\"{text}\" is not an RFC 3339 time: {e}");
+                let message = format!("\"{}\" is not an RFC 3339 time: {e}", shown(text));
                 self.error("api_key_expires_at", message);
                 None
             }
@@ -633,20 +686,64 @@ impl TargetChecker<'_> {
 
     /// Refuses schedules that would use more than `max_quota_share` of a category's limit.
     fn check_budget(&mut self, name: &str, probes: &[ProbeConfig], limits: &PerCategory<u32>) {
+        let Some(share) = self.max_quota_share else {
+            return;
+        };
         for category in [Category::Auth, Category::Sync] {
             let per_minute = expected_requests_per_minute(probes, category);
             let limit = limits.get(category);
-            let allowed = limit as f64 * self.max_quota_share;
-            if per_minute > allowed {
-                let message = format!(
-                    "target \"{name}\" would send {per_minute:.1} {} requests per minute, more than {:.0}% of the {limit}/min limit ({allowed:.1}); lengthen the probe intervals",
-                    category.as_str(),
-                    self.max_quota_share * 100.0
-                );
-                self.error("probes", message);
+            if let Some(excess) = budget_excess(per_minute, limit, share, category) {
+                self.error("probes", format!("target \"{}\" {excess}", shown(name)));
             }
         }
     }
+}
+
+/// Why `per_minute` requests in `category` are too many for `limit` at `share`, if they are.
+fn budget_excess(per_minute: f64, limit: u32, share: f64, category: Category) -> Option<String> {
+    let allowed = limit as f64 * share;
+    (per_minute > allowed).then(|| {
+        format!(
+            "would send {per_minute:.1} {} requests per minute, more than {:.0}% of the {limit}/min limit ({allowed:.1}); lengthen the probe intervals",
+            category.as_str(),
+            share * 100.0
+        )
+    })
+}
+
+/// Limits are per API key: targets sharing a key (on one host) share its budget.
+fn check_shared_keys(targets: &[TargetConfig], share: f64) -> Vec<FieldError> {
+    let mut groups: std::collections::BTreeMap<(String, &str), Vec<&TargetConfig>> =
+        Default::default();
+    for target in targets {
+        let host = target.base_url.host_str().unwrap_or_default().to_string();
+        groups
+            .entry((host, &target.api_key))
+            .or_default()
+            .push(target);
+    }
+
+    let mut errors = Vec::new();
+    for ((_, api_key), group) in groups.into_iter().filter(|(_, g)| g.len() > 1) {
+        for category in [Category::Auth, Category::Sync] {
+            let per_minute: f64 = group
+                .iter()
+                .map(|t| expected_requests_per_minute(&t.probes, category))
+                .sum();
+            let limit = group.iter().map(|t| t.rate_limits.get(category)).min();
+            let excess = limit.and_then(|l| budget_excess(per_minute, l, share, category));
+            if let Some(excess) = excess {
+                let names: Vec<String> = group.iter().map(|t| format!("\"{}\"", t.name)).collect();
+                let message = format!(
+                    "targets {} share API key {} and together {excess}",
+                    names.join(", "),
+                    shown(api_key)
+                );
+                errors.push(field_error("targets", message));
+            }
+        }
+    }
+    errors
 }
 
 /// Requests per minute that a target's probes send in one category, assuming tokens live as
@@ -667,17 +764,23 @@ pub fn expected_requests_per_minute(probes: &[ProbeConfig], category: Category) 
 /// Parses a six-field cron expression (with seconds), as the scheduler reads it.
 pub fn parse_cron(expression: &str) -> Result<Cron, String> {
     let fields = expression.split_whitespace().count();
+    let shown_expression = shown(expression);
     if fields != 6 {
         return Err(format!(
-            "\"{expression}\" has {fields} fields; use six: second minute hour day-of-month month day-of-week"
+            "\"{shown_expression}\" has {fields} fields; use six: second minute hour day-of-month month day-of-week"
         ));
     }
-    CronParser::builder()
+    let cron = CronParser::builder()
         .seconds(Seconds::Required)
         .dom_and_dow(true)
         .build()
         .parse(expression)
-        .map_err(|e| format!("\"{expression}\" is not a valid cron expression: {e}"))
+        .map_err(|e| format!("\"{shown_expression}\" is not a valid cron expression: {e}"))?;
+    // croner searches a bounded number of years and errs past that.
+    if cron.find_next_occurrence(&Utc::now(), false).is_err() {
+        return Err(format!("\"{shown_expression}\" never runs"));
+    }
+    Ok(cron)
 }
 
 fn cron_min_gap(cron: &Cron) -> Duration {
@@ -807,6 +910,21 @@ interval = "15s"
                 "name = \"prod uction\"",
             ),
             (
+                "no version path",
+                "https://api.pinkcloudsync.example/v1/",
+                "http://127.0.0.1:9875",
+            ),
+            (
+                "never runs",
+                "interval = \"60s\"",
+                "schedule = \"0 0 0 31 2 *\"",
+            ),
+            (
+                "duplicate key",
+                "timeout = \"5s\"",
+                "timeout = \"5s\"\ntimeout = \"6s\"",
+            ),
+            (
                 "auth budget",
                 "interval = \"60s\"\ntimeout = \"5s\"",
                 "interval = \"5s\"\ntimeout = \"2s\"",
@@ -823,6 +941,9 @@ interval = "15s"
             "targets[0].api_key: must be a public API key",
             "targets[0].api_secret_env: environment variable NOT_SET_ANYWHERE is not set",
             "targets[0].name: \"prod uction\" must be",
+            "targets[0].base_url: \"http://127.0.0.1:9875/\" must include the API's version path",
+            "targets[0].probes.auth.schedule: \"0 0 0 31 2 *\" never runs",
+            "line 10, column 1: duplicate key",
             "targets[0].probes: target \"production\" would send 12.0 auth requests per minute, more than 50% of the 10/min limit (5.0)",
         ];
         for ((case, from, to), expected) in cases.iter().zip(expected) {
@@ -833,6 +954,45 @@ interval = "15s"
                 "{case}: got {error:?}, want {expected:?}"
             );
         }
+    }
+
+    #[test]
+    fn targets_sharing_a_key_share_its_budget() {
+        let one = GOOD.replace("interval = \"60s\"", "interval = \"30s\"");
+        let two = one.replace("name = \"production\"", "name = \"second\"");
+        let three = one.replace("name = \"production\"", "name = \"third\"");
+
+        let error = check(&format!("{one}{two}{three}")).expect_err("12 auth/min on one key");
+
+        assert!(
+            error.contains("targets: targets \"production\", \"second\", \"third\" share API key pk_live_abc123 and together would send 6.0 auth requests per minute"),
+            "{error}"
+        );
+        check(&format!("{one}{two}")).expect("4 auth requests a minute on one key");
+    }
+
+    #[test]
+    fn long_values_are_shortened_in_errors() {
+        let long = "x".repeat(10_000);
+        let text = GOOD.replace("name = \"production\"", &format!("name = \"{long}\""));
+
+        let error = check(&text).expect_err("long name");
+
+        assert!(error.len() < 400, "{} bytes", error.len());
+        assert!(
+            error.contains("xxx…\" must be 1 to 64 characters"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_invalid_share_is_reported_alone() {
+        let error = check(&format!("max_quota_share = -1\n{GOOD}")).expect_err("bad share");
+
+        assert_eq!(
+            error,
+            "max_quota_share: -1 must be greater than 0 and at most 1"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use tracing::info;
 use crate::config;
 use crate::exporter;
 use crate::sandbox::{self, SandboxOptions};
+use crate::server::parse_listen_address;
 
 /// The demo's configuration, also shipped as `config/demo.toml`.
 pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
@@ -21,10 +22,18 @@ pub const DEMO_SECRET_ENV: &str = "PINKCLOUDSYNC_DEMO_API_SECRET";
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
     /// Address of the exporter's HTTP server (metrics, landing page).
-    #[arg(long = "web.listen-address", default_value = "127.0.0.1:9873")]
+    #[arg(
+        long = "web.listen-address",
+        default_value = "127.0.0.1:9873",
+        value_parser = parse_listen_address
+    )]
     pub web_listen_address: SocketAddr,
     /// Address of the sandbox API; port 0 picks a free one.
-    #[arg(long = "sandbox.listen-address", default_value = "127.0.0.1:0")]
+    #[arg(
+        long = "sandbox.listen-address",
+        default_value = "127.0.0.1:0",
+        value_parser = parse_listen_address
+    )]
     pub sandbox_listen_address: SocketAddr,
 }
 

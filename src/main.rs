@@ -9,8 +9,9 @@ use clap::{CommandFactory, Parser, Subcommand};
 use pinkcloudsync_exporter::demo::{self, DemoArgs};
 use pinkcloudsync_exporter::logging::{self, LogFormat, LogLevel};
 use pinkcloudsync_exporter::sandbox::{self, SandboxArgs};
+use pinkcloudsync_exporter::server::parse_listen_address;
 use pinkcloudsync_exporter::{config, exporter};
-use tracing::{error, info};
+use tracing::info;
 
 /// Prometheus exporter and health checker for the PinkCloudSync API: logs in, reuses the
 /// token, lists sync sessions on a schedule, and reads the rate-limit headers.
@@ -36,7 +37,8 @@ struct Cli {
     #[arg(
         long = "web.listen-address",
         value_name = "ADDR",
-        default_value = "0.0.0.0:9873"
+        default_value = ":9873",
+        value_parser = parse_listen_address
     )]
     web_listen_address: SocketAddr,
 
@@ -71,7 +73,6 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            error!(error = format!("{e:#}"), "exiting");
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
@@ -99,7 +100,7 @@ async fn run_exporter(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = match config::load(&path) {
         Ok(config) => config,
         Err(e) if cli.config_check => {
-            eprintln!("{e}");
+            eprintln!("{:#}", anyhow::Error::from(e));
             return Ok(ExitCode::FAILURE);
         }
         Err(e) => return Err(e.into()),

@@ -1,6 +1,7 @@
 //! The exporter's HTTP server: `/metrics`, a landing page, and health and readiness checks.
 
 use std::fmt::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -24,6 +25,25 @@ pub struct AppState {
     pub targets: Arc<Vec<Arc<Target>>>,
     /// Set once the scheduler runs.
     pub ready: Arc<AtomicBool>,
+}
+
+/// Parses a listen address as exporters take it: `HOST:PORT`, `[V6]:PORT`, a host name such
+/// as `localhost:9873`, or `:PORT` for every interface.
+pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    let full = match text.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => text.to_string(),
+    };
+    if let Ok(address) = full.parse() {
+        return Ok(address);
+    }
+    match full.to_socket_addrs() {
+        Ok(mut addresses) => addresses
+            .next()
+            .ok_or_else(|| format!("\"{text}\" resolves to no address")),
+        Err(e) => Err(format!("\"{text}\" is not HOST:PORT or :PORT ({e})")),
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -111,5 +131,26 @@ fn describe(outcome: &ProbeOutcome) -> String {
         ProbeOutcome::Success => "success".to_string(),
         ProbeOutcome::Failed(failure) => format!("failed: {failure}"),
         ProbeOutcome::Skipped(reason) => format!("skipped: {}", reason.as_str()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_take_the_exporter_forms() {
+        let ok = |text: &str| parse_listen_address(text).unwrap().to_string();
+
+        assert_eq!(ok(":9873"), "0.0.0.0:9873");
+        assert_eq!(ok("127.0.0.1:9873"), "127.0.0.1:9873");
+        assert_eq!(ok("[::1]:9873"), "[::1]:9873");
+        assert!(ok("localhost:9873").ends_with(":9873"));
+        assert!(
+            parse_listen_address("nonsense")
+                .unwrap_err()
+                .contains("\"nonsense\"")
+        );
+        assert!(parse_listen_address(":99999").is_err());
     }
 }

@@ -332,6 +332,12 @@ pub fn parse_token(body: &[u8]) -> Result<Token, Failure> {
     if parsed.access_token.trim().is_empty() {
         return Err(invalid("access_token is empty".into()));
     }
+    // It goes into an Authorization header: visible ASCII only.
+    if !parsed.access_token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid(
+            "access_token has characters a header cannot carry".into(),
+        ));
+    }
     if !parsed.token_type.eq_ignore_ascii_case("bearer") {
         return Err(invalid(format!(
             "token_type is {:?}, not Bearer",
@@ -409,6 +415,7 @@ mod tests {
             r#"{"access_token":"x","token_type":"Bearer","expires_in":null}"#,
             "not json",
             "",
+            "{\"access_token\":\"a\\r\\nX-Injected: 1\",\"token_type\":\"Bearer\",\"expires_in\":60}",
         ];
         for body in invalid {
             assert_eq!(reason(body), FailureReason::InvalidResponse, "{body}");

@@ -73,7 +73,8 @@ fn a_missing_config_file_is_a_clear_error() {
 
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains("cannot read config file /nonexistent/pcs.toml"),
+        stderr(&output)
+            .contains("cannot read config file /nonexistent/pcs.toml: No such file or directory"),
         "{}",
         stderr(&output)
     );
