@@ -19,7 +19,7 @@ use crate::config::{ProbeConfig, Schedule};
 use crate::metrics;
 use crate::probe::{Failure, FailureReason, ProbeKind, ProbeOutcome, SkipReason};
 use crate::ratelimit::unix_seconds;
-use crate::target::{LastResult, Target};
+use crate::target::{LastResult, Target, lock};
 
 const EVERY_SECOND: &str = "* * * * * *";
 
@@ -204,12 +204,6 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.store(false, Ordering::SeqCst);
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Builds a runner for every probe of every target, spreading each probe's first run over

@@ -2,7 +2,7 @@
 //! steps every probe shares (admit, send, record), and the last result of each probe.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
@@ -16,7 +16,6 @@ use crate::metrics::{self, Metrics};
 use crate::probe::{Failure, FailureReason, ProbeError, ProbeKind, ProbeOutcome};
 use crate::ratelimit::{Category, RateLimitHeaders, RateLimiter, unix_seconds};
 use crate::token::{Token, TokenCache};
-use std::sync::Arc;
 
 /// Longest token lifetime taken at face value; anything longer is an invalid response, not a
 /// token cached for ever.
@@ -267,7 +266,7 @@ impl Target {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks leaves plain data behind; keep going.
     mutex
         .lock()

@@ -9,14 +9,16 @@ use axum::extract::{ConnectInfo, OriginalUri, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodRouter, get, post, put};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::body::read_limited;
 use super::faults::{FaultError, Faults};
+use super::keys::is_key_shaped;
 use super::ratelimit::{Category, Consumers};
+use super::redact::{admin_path_label, is_rate_limit_key, method_label};
 use super::state::{SandboxState, now_ms};
 
 type SharedState = Arc<SandboxState>;
@@ -32,6 +34,11 @@ pub enum AdminError {
     MethodNotAllowed,
     #[error("no API key {0:?}")]
     UnknownKey(String),
+    /// A value that is not shaped like a key is never echoed: it may be a secret.
+    #[error("no such API key; API keys start with \"pk_\"")]
+    NotAKey,
+    #[error("api_key must be an API key (\"pk_...\"), \"anonymous\" or \"invalid\"")]
+    BadRateLimitKey,
     #[error("category must be auth, sync or read, got {0:?}")]
     BadCategory(String),
     #[error("{0}")]
@@ -46,9 +53,11 @@ impl AdminError {
             AdminError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             AdminError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             AdminError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            AdminError::UnknownKey(_) => (StatusCode::NOT_FOUND, "unknown_key"),
+            AdminError::UnknownKey(_) | AdminError::NotAKey => {
+                (StatusCode::NOT_FOUND, "unknown_key")
+            }
             AdminError::BadCategory(_) => (StatusCode::BAD_REQUEST, "invalid_category"),
-            AdminError::BadRequest(_) | AdminError::Faults(_) => {
+            AdminError::BadRequest(_) | AdminError::BadRateLimitKey | AdminError::Faults(_) => {
                 (StatusCode::BAD_REQUEST, "invalid_request")
             }
         }
@@ -65,9 +74,84 @@ impl IntoResponse for AdminError {
 
 type AdminResult = Result<Json<Value>, AdminError>;
 
+/// One admin endpoint as `GET /_sandbox` lists it.
+#[derive(Debug, Serialize)]
+struct AdminEndpoint {
+    method: &'static str,
+    path: &'static str,
+    purpose: &'static str,
+}
+
+const fn endpoint(
+    method: &'static str,
+    path: &'static str,
+    purpose: &'static str,
+) -> AdminEndpoint {
+    AdminEndpoint {
+        method,
+        path,
+        purpose,
+    }
+}
+
+/// What `GET /_sandbox` answers; kept beside [`router`], which must serve each of them.
+const ENDPOINTS: [AdminEndpoint; 14] = [
+    endpoint("GET", "/_sandbox", "List the admin endpoints."),
+    endpoint(
+        "POST",
+        "/_sandbox/keys/{api_key}/revoke",
+        "Revoke an API key: its token requests and tokens answer 401.",
+    ),
+    endpoint(
+        "POST",
+        "/_sandbox/keys/{api_key}/restore",
+        "Restore a revoked API key.",
+    ),
+    endpoint(
+        "POST",
+        "/_sandbox/tokens/expire",
+        "Expire every token issued so far.",
+    ),
+    endpoint(
+        "POST",
+        "/_sandbox/quota/{category}/exhaust",
+        "Answer 429 for a category (of every key, or of ?api_key=) until the window ends.",
+    ),
+    endpoint(
+        "PUT",
+        "/_sandbox/quota/{category}/consumers",
+        "Simulate other clients using a category's quota at requests_per_minute.",
+    ),
+    endpoint(
+        "DELETE",
+        "/_sandbox/quota/{category}/consumers",
+        "Stop the simulated clients of a category (of every key, or of ?api_key=).",
+    ),
+    endpoint("GET", "/_sandbox/faults", "Show the injected faults."),
+    endpoint(
+        "PUT",
+        "/_sandbox/faults",
+        "Replace the injected faults (latency, status, hang, malformed body).",
+    ),
+    endpoint("DELETE", "/_sandbox/faults", "Clear the injected faults."),
+    endpoint("GET", "/_sandbox/stats", "Count the /v1 requests received."),
+    endpoint("POST", "/_sandbox/stats/reset", "Zero the request counts."),
+    endpoint(
+        "GET",
+        "/_sandbox/state",
+        "Show the options, keys, tokens, quotas and faults in force.",
+    ),
+    endpoint(
+        "GET",
+        "/_sandbox/",
+        "List the admin endpoints (same as /_sandbox).",
+    ),
+];
+
 /// The routes below /_sandbox, each refused to peers that are not on loopback.
 pub fn router() -> Router<SharedState> {
     Router::new()
+        .route("/", get(list_endpoints))
         .route("/keys/{api_key}/revoke", post(revoke_key))
         .route("/keys/{api_key}/restore", post(restore_key))
         .route("/tokens/expire", post(expire_tokens))
@@ -88,6 +172,14 @@ pub fn router() -> Router<SharedState> {
         .layer(middleware::from_fn(require_loopback))
 }
 
+/// `/_sandbox/`, which the nested [`router`] does not reach: it serves `/_sandbox` and the paths
+/// below, and the demo prints the admin URL with a trailing slash.
+pub fn index_with_slash() -> MethodRouter<SharedState> {
+    get(list_endpoints)
+        .fallback(|| async { AdminError::MethodNotAllowed })
+        .layer(middleware::from_fn(require_loopback))
+}
+
 /// Admin calls change what every client sees, so only this machine may make them.
 pub fn is_loopback_peer(peer: SocketAddr) -> bool {
     peer.ip().to_canonical().is_loopback()
@@ -101,14 +193,14 @@ async fn require_loopback(
     let method = request.method().clone();
     // Inside the nested router the URI has lost its /_sandbox prefix.
     let uri = request.extensions().get::<OriginalUri>().map(|o| &o.0);
-    let path = uri.unwrap_or(request.uri()).path().to_owned();
+    let path = admin_path_label(uri.unwrap_or(request.uri()).path());
     let response = if is_loopback_peer(peer) {
         next.run(request).await
     } else {
         AdminError::Forbidden.into_response()
     };
     tracing::debug!(
-        method = %method,
+        method = method_label(&method),
         path,
         status = response.status().as_u16(),
         peer = %peer,
@@ -130,6 +222,10 @@ struct ConsumersRequest {
     api_key: Option<String>,
 }
 
+async fn list_endpoints() -> AdminResult {
+    Ok(Json(json!({ "endpoints": ENDPOINTS })))
+}
+
 async fn revoke_key(state: State<SharedState>, Path(api_key): Path<String>) -> AdminResult {
     set_revoked(&state, api_key, true)
 }
@@ -139,6 +235,9 @@ async fn restore_key(state: State<SharedState>, Path(api_key): Path<String>) -> 
 }
 
 fn set_revoked(state: &SandboxState, api_key: String, revoked: bool) -> AdminResult {
+    if !is_key_shaped(&api_key) {
+        return Err(AdminError::NotAKey);
+    }
     if !state.lock().keys.set_revoked(&api_key, revoked) {
         return Err(AdminError::UnknownKey(api_key));
     }
@@ -156,7 +255,7 @@ async fn exhaust_quota(
     Query(query): Query<KeyQuery>,
 ) -> AdminResult {
     let category = parse_category(&category)?;
-    let api_key = query.api_key;
+    let api_key = rate_limit_key(query.api_key)?;
     let until = state
         .lock()
         .limiter
@@ -177,7 +276,7 @@ async fn set_consumers(
     let request: ConsumersRequest = parse_json(body).await?;
     let consumers = Consumers {
         category,
-        api_key: request.api_key,
+        api_key: rate_limit_key(request.api_key)?,
         requests_per_minute: request.requests_per_minute,
     };
     let answer = json!(consumers);
@@ -191,10 +290,11 @@ async fn clear_consumers(
     Query(query): Query<KeyQuery>,
 ) -> AdminResult {
     let category = parse_category(&category)?;
+    let api_key = rate_limit_key(query.api_key)?;
     let removed = state
         .lock()
         .limiter
-        .clear_consumers(category, query.api_key.as_deref());
+        .clear_consumers(category, api_key.as_deref());
     Ok(Json(json!({ "category": category, "removed": removed })))
 }
 
@@ -258,6 +358,14 @@ async fn show_state(State(state): State<SharedState>) -> AdminResult {
     })))
 }
 
+/// Admin calls may name only keys the limiter can count, so a secret is never stored as one.
+fn rate_limit_key(api_key: Option<String>) -> Result<Option<String>, AdminError> {
+    match api_key {
+        Some(key) if !is_rate_limit_key(&key) => Err(AdminError::BadRateLimitKey),
+        api_key => Ok(api_key),
+    }
+}
+
 fn parse_category(name: &str) -> Result<Category, AdminError> {
     Category::parse(name).ok_or_else(|| AdminError::BadCategory(name.to_owned()))
 }
@@ -302,6 +410,12 @@ mod tests {
                 AdminError::UnknownKey("pk_x".to_owned()),
                 StatusCode::NOT_FOUND,
                 "unknown_key",
+            ),
+            (AdminError::NotAKey, StatusCode::NOT_FOUND, "unknown_key"),
+            (
+                AdminError::BadRateLimitKey,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
             ),
             (
                 AdminError::BadCategory("x".to_owned()),

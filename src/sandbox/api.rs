@@ -14,6 +14,7 @@ use super::body::{BodyError, read_limited};
 use super::data;
 use super::faults::{FaultEndpoint, Faults};
 use super::ratelimit::{ANONYMOUS, Category, Limits, Verdict};
+use super::redact::{key_label, method_label, path_label};
 use super::state::{SandboxState, now_ms};
 use super::stats::NO_ANSWER;
 
@@ -74,7 +75,7 @@ impl Endpoint {
             Endpoint::Token => format!("POST {TOKEN_PATH}"),
             Endpoint::Sessions => format!("GET {SESSIONS_PATH}"),
             Endpoint::Account => format!("GET {ACCOUNT_PATH}"),
-            _ => format!("{method} {path}"),
+            _ => format!("{} {}", method_label(method), path_label(path)),
         }
     }
 
@@ -103,7 +104,7 @@ pub fn category_of_path(path: &str) -> Category {
 struct Call {
     endpoint: Endpoint,
     label: String,
-    /// The rate-limit key: the body's or the token's API key, else [`ANONYMOUS`].
+    /// The rate-limit key: the body's or the token's API key, else [`ANONYMOUS`] or `invalid`.
     key: String,
     credentials: Result<Credentials, String>,
     bearer: Option<String>,
@@ -196,15 +197,16 @@ async fn read_call(
     }
 }
 
-/// Token requests count against the body's key; others against the key of a token the
-/// sandbox issued, even an expired one or one of a revoked key.
+/// Token requests count against the body's key, or `invalid` when it is not shaped like a key;
+/// others against the key of a token the sandbox issued, even an expired one or one of a
+/// revoked key.
 fn rate_limit_key(
     state: &SandboxState,
     credentials: &Result<Credentials, String>,
     bearer: Option<&str>,
 ) -> String {
     if let Ok(credentials) = credentials {
-        return credentials.api_key.clone();
+        return key_label(&credentials.api_key).to_owned();
     }
     bearer
         .and_then(|token| state.lock().tokens.get(token).map(|r| r.api_key.clone()))
@@ -425,7 +427,8 @@ fn add_rate_limit_headers(headers: &mut HeaderMap, verdict: &Verdict) {
     headers.insert("x-ratelimit-reset", HeaderValue::from(verdict.reset));
 }
 
-/// Counts the request and logs it; never the body, the token or the Authorization header.
+/// Counts the request and logs it; never the body, the token, the Authorization header, an
+/// `api_key` that is not shaped like a key, or a path segment that may hold a secret.
 fn record(state: &SandboxState, call: &Call, method: &Method, path: &str, status: &str) {
     let category = call.endpoint.category();
     state
@@ -433,8 +436,8 @@ fn record(state: &SandboxState, call: &Call, method: &Method, path: &str, status
         .stats
         .record(&call.label, &call.key, category, status);
     tracing::debug!(
-        method = %method,
-        path,
+        method = method_label(method),
+        path = %path_label(path),
         status = %status,
         category = category.as_str(),
         api_key = %call.key,

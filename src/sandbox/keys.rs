@@ -36,10 +36,16 @@ impl Credential {
     }
 }
 
+/// The secret is never shown, nor a key that is not shaped like one: it may be a misplaced secret.
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let api_key = if is_key_shaped(&self.api_key) {
+            self.api_key.as_str()
+        } else {
+            "<invalid>"
+        };
         f.debug_struct("Credential")
-            .field("api_key", &self.api_key)
+            .field("api_key", &api_key)
             .field("api_secret", &"<secret>")
             .finish()
     }
@@ -58,7 +64,7 @@ pub enum KeyFileError {
     Parse {
         path: PathBuf,
         #[source]
-        source: toml::de::Error,
+        source: KeyFileParseError,
     },
     #[error("invalid key-pairs file {path}")]
     Invalid {
@@ -68,17 +74,59 @@ pub enum KeyFileError {
     },
 }
 
-/// A key pair that breaks the documented key shape or repeats a key. Secrets are never named.
+/// Where and why a key-pairs file does not parse.
+///
+/// The toml crate's own error quotes the offending source line, and its Debug form holds the
+/// whole file, so neither is kept: only the position, the entry, and the message with every
+/// quoted fragment that could be file content removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFileParseError {
+    /// The entry the error is in, like `credentials[1].api_secret`, when known.
+    pub entry: Option<String>,
+    /// 1-based line and column (in characters) of the error, when known.
+    pub position: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl fmt::Display for KeyFileParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.entry, self.position) {
+            (Some(entry), Some((line, column))) => {
+                write!(f, "{entry} (line {line}, column {column}): ")?;
+            }
+            (Some(entry), None) => write!(f, "{entry}: ")?,
+            (None, Some((line, column))) => write!(f, "line {line}, column {column}: ")?,
+            (None, None) => {}
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for KeyFileParseError {}
+
+impl KeyFileParseError {
+    fn new(text: &str, entry: Option<String>, error: &toml::de::Error) -> KeyFileParseError {
+        KeyFileParseError {
+            entry,
+            position: error.span().map(|span| line_and_column(text, span.start)),
+            message: without_file_content(error.message()),
+        }
+    }
+}
+
+/// A key pair that breaks the documented key shape or repeats a key. Secrets are never named,
+/// and neither is an `api_key` that is not shaped like a key: it may be a secret given in the
+/// wrong field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialError {
-    #[error("credentials[{index}].api_key: {value:?} must start with \"pk_\"")]
-    KeyPrefix { index: usize, value: String },
-    #[error("credentials[{index}].api_key: {value:?} has nothing after \"pk_\"")]
-    KeyEmpty { index: usize, value: String },
+    #[error("credentials[{index}].api_key: must start with \"pk_\"")]
+    KeyPrefix { index: usize },
+    #[error("credentials[{index}].api_key: has nothing after \"pk_\"")]
+    KeyEmpty { index: usize },
     #[error(
-        "credentials[{index}].api_key: {value:?} may contain only letters, digits, '_' and '-'"
+        "credentials[{index}].api_key: may contain only letters, digits, '_' and '-' after \"pk_\""
     )]
-    KeyCharacters { index: usize, value: String },
+    KeyCharacters { index: usize },
     #[error("credentials[{index}].api_secret: must start with \"sk_\"")]
     SecretPrefix { index: usize },
     #[error("credentials[{index}].api_secret: has nothing after \"sk_\"")]
@@ -102,13 +150,22 @@ struct KeyFile {
     credentials: Vec<Credential>,
 }
 
-/// Reads and checks a key-pairs file.
+/// Field names of the key-pairs file: the only names an error may quote from it.
+const FIELD_NAMES: [&str; 3] = ["credentials", "api_key", "api_secret"];
+
+/// TOML tokens the toml crate quotes in what it expected; they are not file content.
+const TOML_TOKENS: [&str; 25] = [
+    "\"", "'", "`", "\\", "[", "]", "]]", "{", "}", "=", ",", ".", "#", "-", "_", "b", "e", "f",
+    "n", "r", "u", "U", "x", "0x", "0o",
+];
+
+/// Reads and checks a key-pairs file. Errors name entries by their index in this file.
 pub fn load_key_file(path: &Path) -> Result<Vec<Credential>, KeyFileError> {
     let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Read {
         path: path.to_owned(),
         source,
     })?;
-    let file: KeyFile = toml::from_str(&text).map_err(|source| KeyFileError::Parse {
+    let file = parse_key_file(&text).map_err(|source| KeyFileError::Parse {
         path: path.to_owned(),
         source,
     })?;
@@ -119,6 +176,107 @@ pub fn load_key_file(path: &Path) -> Result<Vec<Credential>, KeyFileError> {
     Ok(file.credentials)
 }
 
+fn parse_key_file(text: &str) -> Result<KeyFile, KeyFileParseError> {
+    let deserializer = toml::de::Deserializer::parse(text)
+        .map_err(|error| KeyFileParseError::new(text, None, &error))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let entry = entry_path(error.path());
+        KeyFileParseError::new(text, entry, error.inner())
+    })
+}
+
+/// The path of the entry an error is in, like `credentials[1].api_secret`, up to the first name
+/// that is not one of the file's fields (an unknown field's name is file content).
+fn entry_path(path: &serde_path_to_error::Path) -> Option<String> {
+    let mut entry = String::new();
+    for segment in path {
+        match segment {
+            serde_path_to_error::Segment::Seq { index } => entry.push_str(&format!("[{index}]")),
+            serde_path_to_error::Segment::Map { key } if FIELD_NAMES.contains(&key.as_str()) => {
+                if !entry.is_empty() {
+                    entry.push('.');
+                }
+                entry.push_str(key);
+            }
+            _ => break,
+        }
+    }
+    (!entry.is_empty()).then_some(entry)
+}
+
+/// 1-based line and column, in characters, of a byte offset into `text`.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = (0..=offset.min(text.len()))
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// serde and toml quote the file's values and unknown names in their messages (``invalid type:
+/// integer `12345` ``, ``invalid type: string "sk_..."``). Every quoted fragment is dropped
+/// unless it is a field name or a TOML token, and an unterminated quote drops the rest.
+fn without_file_content(message: &str) -> String {
+    let message = without_unknown_name(message);
+    let mut kept = String::new();
+    let mut rest = message.as_str();
+    while let Some(start) = rest.find(['`', '"', '\'']) {
+        kept.push_str(&rest[..start]);
+        let quote = &rest[start..=start];
+        let after = &rest[start + 1..];
+        let Some(length) = quoted_length(after, quote) else {
+            kept.truncate(kept.trim_end().len());
+            rest = "";
+            break;
+        };
+        let fragment = &after[..length];
+        if FIELD_NAMES.contains(&fragment) || TOML_TOKENS.contains(&fragment) {
+            kept.push_str(&rest[start..start + length + 2]);
+        } else {
+            kept.truncate(kept.trim_end().len());
+        }
+        rest = &after[length + 1..];
+    }
+    kept.push_str(rest);
+    kept
+}
+
+/// serde quotes an unknown field's name without escaping it, so a name holding a backtick
+/// would end its fragment early; its own text resumes at the last "`, expected ".
+fn without_unknown_name(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message.to_owned();
+    };
+    let resume = rest
+        .rfind("`, expected ")
+        .or_else(|| rest.rfind("`, there are no fields"));
+    match resume {
+        Some(end) => format!("unknown field{}", &rest[end + 1..]),
+        None => "unknown field".to_owned(),
+    }
+}
+
+/// Length of the quoted fragment at the start of `text`, up to its closing `quote`. Double
+/// quotes are serde's Debug strings, where a backslash escapes the next character.
+fn quoted_length(text: &str, quote: &str) -> Option<usize> {
+    if quote != "\"" {
+        return text.find(quote);
+    }
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Checks every pair's shape and that no key appears twice. Repeating the documented example
 /// pair exactly is allowed, since it is accepted anyway.
 pub fn check_credentials(credentials: &[Credential]) -> Result<(), CredentialError> {
@@ -126,6 +284,9 @@ pub fn check_credentials(credentials: &[Credential]) -> Result<(), CredentialErr
     for (index, credential) in credentials.iter().enumerate() {
         check_shape(index, credential)?;
         check_default_conflict(index, credential)?;
+        if *credential == Credential::documented() {
+            continue;
+        }
         if let Some(&first) = first_index.get(credential.api_key.as_str()) {
             return Err(CredentialError::Duplicate {
                 index,
@@ -138,16 +299,23 @@ pub fn check_credentials(credentials: &[Credential]) -> Result<(), CredentialErr
     Ok(())
 }
 
+/// True for `pk_` followed by at least one letter, digit, `_` or `-`: the only API key values
+/// the sandbox logs, counts or shows in an error. Anything else may be a misplaced secret.
+pub fn is_key_shaped(value: &str) -> bool {
+    value
+        .strip_prefix(KEY_PREFIX)
+        .is_some_and(|rest| !rest.is_empty() && rest.chars().all(is_key_char))
+}
+
 fn check_shape(index: usize, credential: &Credential) -> Result<(), CredentialError> {
-    let value = credential.api_key.clone();
     let Some(key_rest) = credential.api_key.strip_prefix(KEY_PREFIX) else {
-        return Err(CredentialError::KeyPrefix { index, value });
+        return Err(CredentialError::KeyPrefix { index });
     };
     if key_rest.is_empty() {
-        return Err(CredentialError::KeyEmpty { index, value });
+        return Err(CredentialError::KeyEmpty { index });
     }
     if !key_rest.chars().all(is_key_char) {
-        return Err(CredentialError::KeyCharacters { index, value });
+        return Err(CredentialError::KeyCharacters { index });
     }
     match credential.api_secret.strip_prefix(SECRET_PREFIX) {
         None => Err(CredentialError::SecretPrefix { index }),
@@ -277,15 +445,16 @@ mod tests {
         let cases: &[(&[Credential], &str)] = &[
             (
                 &[pair("xk_test", "sk_test")],
-                "credentials[0].api_key: \"xk_test\" must start with \"pk_\"",
+                "credentials[0].api_key: must start with \"pk_\"",
             ),
             (
                 &[pair("pk_ok", "sk_ok"), pair("pk_", "sk_x")],
-                "credentials[1].api_key: \"pk_\" has nothing after \"pk_\"",
+                "credentials[1].api_key: has nothing after \"pk_\"",
             ),
             (
                 &[pair("pk_a b", "sk_x")],
-                "credentials[0].api_key: \"pk_a b\" may contain only letters, digits, '_' and '-'",
+                "credentials[0].api_key: may contain only letters, digits, '_' and '-' after \
+                 \"pk_\"",
             ),
             (
                 &[pair("pk_a", "pk_wrong")],
@@ -318,52 +487,209 @@ mod tests {
 
     #[test]
     fn the_documented_pair_may_be_repeated() {
-        assert_eq!(check_credentials(&[Credential::documented()]), Ok(()));
+        let documented = Credential::documented();
+
+        assert_eq!(check_credentials(std::slice::from_ref(&documented)), Ok(()));
+        assert_eq!(check_credentials(&[documented.clone(), documented]), Ok(()));
     }
 
     #[test]
-    fn bad_files_are_reported_with_their_cause() {
+    fn a_file_with_the_documented_pair_counts_its_own_entries() {
+        let path = write_file(
+            "documented-then-duplicate.toml",
+            "[[credentials]]\napi_key = \"pk_live_abc123\"\napi_secret = \"sk_live_xyz789\"\n\n\
+             [[credentials]]\napi_key = \"pk_a\"\napi_secret = \"sk_a\"\n\n\
+             [[credentials]]\napi_key = \"pk_a\"\napi_secret = \"sk_b\"\n",
+        );
+
+        let error = load_key_file(&path).expect_err("pk_a appears twice");
+
+        assert_eq!(
+            format!("{:#}", anyhow::Error::new(error)),
+            format!(
+                "invalid key-pairs file {}: credentials[2].api_key: duplicate key \"pk_a\", \
+                 first at credentials[1]",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn bad_files_are_reported_with_their_position_and_entry() {
         let cases = [
             (
                 "unknown-top.toml",
                 "keys = []\n",
-                "unknown field `keys`, expected `credentials`",
+                "line 1, column 1: unknown field, expected `credentials`",
             ),
             (
                 "unknown-entry.toml",
                 "[[credentials]]\napi_key = \"pk_a\"\napi_secret = \"sk_a\"\nnote = \"x\"\n",
-                "unknown field `note`, expected `api_key` or `api_secret`",
+                "credentials[0] (line 4, column 1): unknown field, expected `api_key` or \
+                 `api_secret`",
             ),
             (
                 "missing-secret.toml",
                 "[[credentials]]\napi_key = \"pk_a\"\n",
-                "missing field `api_secret`",
+                "credentials[0] (line 1, column 1): missing field `api_secret`",
             ),
             (
                 "wrong-type.toml",
                 "[[credentials]]\napi_key = 7\napi_secret = \"sk_a\"\n",
-                "invalid type: integer `7`, expected a string",
+                "credentials[0].api_key (line 2, column 11): invalid type: integer, expected a \
+                 string",
             ),
             (
                 "not-toml.toml",
                 "[[credentials]\n",
-                "unclosed array table, expected `]`",
+                "line 1, column 15: unclosed array table, expected `]`",
             ),
         ];
 
         for (name, text, expected) in cases {
             let path = write_file(name, text);
+
             let error = load_key_file(&path).expect_err(name);
-            assert!(
-                error
-                    .to_string()
-                    .starts_with("cannot parse key-pairs file /"),
-                "{error}"
+
+            assert_eq!(
+                format!("{:#}", anyhow::Error::new(error)),
+                format!("cannot parse key-pairs file {}: {expected}", path.display()),
+                "{name}"
             );
-            let KeyFileError::Parse { source, .. } = error else {
-                panic!("{name}: not a parse error: {error}");
-            };
-            assert_eq!(source.message(), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn parse_errors_never_show_the_secret() {
+        let cases = [
+            (
+                "unclosed-string.toml",
+                "[[credentials]]\napi_key = \"pk_a\"\napi_secret = \"sk_SUPERSECRET\n",
+                "line 3, column 29: invalid basic string, expected `\"`",
+            ),
+            (
+                "duplicate-secret.toml",
+                "[[credentials]]\napi_key = \"pk_a\"\napi_secret = \"sk_SUPERSECRET\"\n\
+                 api_secret = \"sk_SUPERSECRET_TOO\"\n",
+                "line 4, column 1: duplicate key",
+            ),
+            (
+                "trailing-junk.toml",
+                "[[credentials]]\napi_key = \"pk_a\"\napi_secret = \"sk_SUPERSECRET\" junk\n",
+                "line 3, column 31: unexpected key or value, expected newline, `#`",
+            ),
+            (
+                "integer-secret.toml",
+                "[[credentials]]\napi_key = \"pk_a\"\napi_secret = 12345\n",
+                "credentials[0].api_secret (line 3, column 14): invalid type: integer, expected \
+                 a string",
+            ),
+            (
+                "inline-unknown-field.toml",
+                "credentials = [{ api_key = \"pk_a\", api_secret = \"sk_SUPERSECRET\", \
+                 note = \"sk_SUPERSECRET\" }]\n",
+                "credentials[0] (line 1, column 67): unknown field, expected `api_key` or \
+                 `api_secret`",
+            ),
+            (
+                "secret-as-field-name.toml",
+                "credentials = [{ api_key = \"pk_a\", \"sk_SUPER`SECRET\" = 1 }]\n",
+                "credentials[0] (line 1, column 36): unknown field, expected `api_key` or \
+                 `api_secret`",
+            ),
+            (
+                "secret-as-list.toml",
+                "credentials = \"sk_SUPERSECRET\"\n",
+                "credentials (line 1, column 15): invalid type: string, expected a sequence",
+            ),
+            (
+                "unquoted-secret.toml",
+                "[[credentials]]\napi_key = \"pk_a\"\napi_secret = sk_SUPERSECRET\n",
+                "line 3, column 14: string values must be quoted, expected literal string",
+            ),
+        ];
+
+        for (name, text, expected) in cases {
+            let path = write_file(name, text);
+
+            let error = anyhow::Error::new(load_key_file(&path).expect_err(name));
+
+            for shown in [format!("{error:#}"), format!("{error:?}")] {
+                assert!(!shown.contains("SUPERSECRET"), "{name}: {shown}");
+            }
+            assert_eq!(
+                format!("{error:#}"),
+                format!("cannot parse key-pairs file {}: {expected}", path.display()),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_swapped_pair_in_a_file_is_refused_without_the_secret() {
+        let path = write_file(
+            "swapped.toml",
+            "[[credentials]]\napi_key = \"sk_SUPERSECRET\"\napi_secret = \"pk_a\"\n",
+        );
+
+        let error = anyhow::Error::new(load_key_file(&path).expect_err("pair is swapped"));
+
+        assert_eq!(
+            format!("{error:#}"),
+            format!(
+                "invalid key-pairs file {}: credentials[0].api_key: must start with \"pk_\"",
+                path.display()
+            )
+        );
+        assert!(!format!("{error:?}").contains("SUPERSECRET"));
+    }
+
+    #[test]
+    fn quoted_fragments_are_dropped_unless_names_or_tokens() {
+        let cases = [
+            (
+                "invalid type: integer `12345`, expected a string",
+                "invalid type: integer, expected a string",
+            ),
+            (
+                r#"invalid type: string "sk_a\"b`c", expected a sequence"#,
+                "invalid type: string, expected a sequence",
+            ),
+            (
+                "unknown field `a`, expected `b`, expected `api_key` or `api_secret`",
+                "unknown field, expected `api_key` or `api_secret`",
+            ),
+            (
+                "unknown field `sk_x`, there are no fields",
+                "unknown field, there are no fields",
+            ),
+            ("missing field `api_secret`", "missing field `api_secret`"),
+            (
+                "missing escaped value, expected `b`, `\\`, `\"`",
+                "missing escaped value, expected `b`, `\\`, `\"`",
+            ),
+            ("invalid value: `sk_open", "invalid value:"),
+        ];
+
+        for (message, expected) in cases {
+            assert_eq!(without_file_content(message), expected, "{message}");
+        }
+    }
+
+    #[test]
+    fn only_pk_values_are_key_shaped() {
+        let cases = [
+            ("pk_live_abc123", true),
+            ("pk_a-b_C9", true),
+            ("pk_", false),
+            ("sk_live_xyz789", false),
+            ("pk_a b", false),
+            ("pk_a/b", false),
+            ("", false),
+        ];
+
+        for (value, expected) in cases {
+            assert_eq!(is_key_shaped(value), expected, "{value}");
         }
     }
 
@@ -371,7 +697,8 @@ mod tests {
     fn invalid_pairs_in_a_file_name_the_file_and_the_entry() {
         let path = write_file(
             "bad-prefix.toml",
-            "[[credentials]]\napi_key = \"key_a\"\napi_secret = \"sk_a\"\n",
+            "[[credentials]]\napi_key = \"pk_a\"\napi_secret = \"sk_a\"\n\n\
+             [[credentials]]\napi_key = \"key_b\"\napi_secret = \"sk_b\"\n",
         );
 
         let error = load_key_file(&path).expect_err("prefix is wrong");
@@ -379,8 +706,7 @@ mod tests {
         assert_eq!(
             format!("{:#}", anyhow::Error::new(error)),
             format!(
-                "invalid key-pairs file {}: credentials[0].api_key: \"key_a\" must start with \
-                 \"pk_\"",
+                "invalid key-pairs file {}: credentials[1].api_key: must start with \"pk_\"",
                 path.display()
             )
         );
@@ -404,6 +730,10 @@ mod tests {
 
         assert!(!error.to_string().contains("hunter2"));
         assert!(!format!("{:?}", pair("pk_a", "sk_hunter2")).contains("hunter2"));
+        assert_eq!(
+            format!("{:?}", pair("sk_hunter2", "pk_a")),
+            "Credential { api_key: \"<invalid>\", api_secret: \"<secret>\" }"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod data;
 mod faults;
 mod keys;
 mod ratelimit;
+mod redact;
 mod state;
 mod stats;
 mod token;
@@ -29,7 +30,7 @@ use tokio::task::JoinHandle;
 pub use admin::is_loopback_peer;
 pub use keys::{
     Credential, CredentialError, DEFAULT_API_KEY, DEFAULT_API_SECRET, KeyFileError,
-    check_credentials, load_key_file,
+    KeyFileParseError, check_credentials, load_key_file,
 };
 
 use state::SandboxState;
@@ -97,7 +98,7 @@ pub struct SandboxOptions {
     pub limit_sync: u32,
     pub limit_read: u32,
     pub rate_window: Duration,
-    /// Accepted key pairs besides the documentation's example pair, which is always accepted.
+    /// Accepted key pairs. The documentation's example pair is accepted whether listed or not.
     pub credentials: Vec<Credential>,
 }
 
@@ -137,7 +138,12 @@ impl SandboxOptions {
             ..SandboxOptions::default()
         };
         if let Some(path) = &args.config_file {
-            options.credentials.extend(load_key_file(path)?);
+            // The file may list the documented pair, which is already in the defaults.
+            let documented = Credential::documented();
+            let added = load_key_file(path)?
+                .into_iter()
+                .filter(|c| *c != documented);
+            options.credentials.extend(added);
         }
         options.check().context("invalid sandbox options")?;
         Ok(options)
@@ -266,6 +272,7 @@ fn router(state: Arc<SandboxState>) -> Router {
         .route("/v1", any(api::handle))
         .route("/v1/{*rest}", any(api::handle))
         .nest("/_sandbox", admin::router())
+        .route("/_sandbox/", admin::index_with_slash())
         .fallback(|| async {
             let body = json!({ "error": "not_found", "message": "No such endpoint" });
             (StatusCode::NOT_FOUND, axum::Json(body))
@@ -384,6 +391,53 @@ mod tests {
         );
     }
 
+    fn key_file_flag(name: &str, text: &str) -> String {
+        let path = std::env::temp_dir().join(format!("sandbox-{name}-{}.toml", std::process::id()));
+        std::fs::write(&path, text).expect("temp file is writable");
+        format!("--config.file={}", path.display())
+    }
+
+    #[test]
+    fn a_key_pairs_file_may_list_the_documented_pair() {
+        let flag = key_file_flag(
+            "documented",
+            "[[credentials]]\napi_key = \"pk_live_abc123\"\napi_secret = \"sk_live_xyz789\"\n\n\
+             [[credentials]]\napi_key = \"pk_test_a\"\napi_secret = \"sk_test_a\"\n",
+        );
+
+        let args = parse(&[&flag]).expect("flag parses");
+        let options = SandboxOptions::from_args(&args).expect("the documented pair is allowed");
+
+        assert_eq!(
+            options.credentials,
+            [
+                Credential::documented(),
+                Credential::new("pk_test_a", "sk_test_a")
+            ]
+        );
+    }
+
+    #[test]
+    fn key_pairs_file_errors_count_the_files_own_entries() {
+        let flag = key_file_flag(
+            "documented-then-bad",
+            "[[credentials]]\napi_key = \"pk_live_abc123\"\napi_secret = \"sk_live_xyz789\"\n\n\
+             [[credentials]]\napi_key = \"pk_test_a\"\napi_secret = \"sk_test_a\"\n\n\
+             [[credentials]]\napi_key = \"pk_test_a\"\napi_secret = \"sk_test_b\"\n",
+        );
+
+        let args = parse(&[&flag]).expect("flag parses");
+        let error = SandboxOptions::from_args(&args).expect_err("pk_test_a appears twice");
+
+        let shown = format!("{error:#}");
+        assert!(
+            shown.ends_with(
+                ": credentials[2].api_key: duplicate key \"pk_test_a\", first at credentials[1]"
+            ),
+            "{shown}"
+        );
+    }
+
     #[tokio::test]
     async fn start_refuses_unusable_options() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -407,18 +461,21 @@ mod tests {
         let addr = listener.local_addr().expect("bound");
         let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
-        let response = reqwest::get(format!("http://{addr}/_sandbox/stats"))
-            .await
-            .expect("sandbox answers");
-        let status = response.status();
-        let body: serde_json::Value = response.json().await.expect("JSON body");
-        server.abort();
+        for path in ["/_sandbox/stats", "/_sandbox", "/_sandbox/"] {
+            let response = reqwest::get(format!("http://{addr}{path}"))
+                .await
+                .expect("sandbox answers");
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.expect("JSON body");
 
-        assert_eq!(status, reqwest::StatusCode::FORBIDDEN);
-        assert_eq!(
-            body,
-            json!({"error": "forbidden",
-                   "message": "the sandbox admin API answers only to loopback clients"})
-        );
+            assert_eq!(status, reqwest::StatusCode::FORBIDDEN, "{path}");
+            assert_eq!(
+                body,
+                json!({"error": "forbidden",
+                       "message": "the sandbox admin API answers only to loopback clients"}),
+                "{path}"
+            );
+        }
+        server.abort();
     }
 }

@@ -9,6 +9,10 @@ use serde::Serialize;
 /// The rate-limit key of requests that carry no usable API key.
 pub const ANONYMOUS: &str = "anonymous";
 
+/// The rate-limit key of token requests whose `api_key` is not shaped like a key, which may be
+/// a secret sent in the wrong field; such a value is never logged or counted.
+pub const INVALID_KEY: &str = "invalid";
+
 /// Simulated consumer rates are given per minute, whatever the window length.
 const CONSUMER_RATE_PERIOD_MS: u128 = 60_000;
 
