@@ -26,6 +26,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
 /// Config files larger than this are refused rather than read into memory.
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+/// A secret file longer than this is not a secret file.
+const MAX_SECRET_BYTES: u64 = 4096;
 /// Values longer than this are shortened in error messages.
 const MAX_SHOWN_CHARS: usize = 80;
 /// The token lifetime the API document gives; used to estimate refreshes at config time.
@@ -241,24 +243,28 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     })
 }
 
-/// Reads at most `MAX_CONFIG_BYTES` (a config is small; `/dev/zero` is not).
+/// Reads the config file, refusing one over `MAX_CONFIG_BYTES` (`/dev/zero` included).
 fn read_bounded(path: &Path) -> Result<String, ConfigError> {
-    use std::io::Read;
-    let read_error = |source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    let mut text = String::new();
-    file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(read_error)?;
-    if text.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(ConfigError::TooLarge {
+    match read_at_most(path, MAX_CONFIG_BYTES) {
+        Ok(Some(text)) => Ok(text),
+        Ok(None) => Err(ConfigError::TooLarge {
             path: path.to_owned(),
-        });
+        }),
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        }),
     }
-    Ok(text)
+}
+
+/// A file's text, or None when it is longer than `max` bytes.
+fn read_at_most(path: &Path, max: u64) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_string(&mut text)?;
+    Ok((text.len() as u64 <= max).then_some(text))
 }
 
 /// Parses TOML into the raw form, reporting the path of the field that does not fit.
@@ -525,8 +531,14 @@ impl TargetChecker<'_> {
             },
             (None, Some(file)) => {
                 let path = self.base_dir.join(file);
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => text.trim_end_matches(['\r', '\n']).to_string(),
+                match read_at_most(&path, MAX_SECRET_BYTES) {
+                    Ok(Some(text)) => text.trim_end_matches(['\r', '\n']).to_string(),
+                    Ok(None) => {
+                        let message =
+                            format!("{} is longer than {MAX_SECRET_BYTES} bytes", path.display());
+                        self.error("api_secret_file", message);
+                        return None;
+                    }
                     Err(e) => {
                         let shown = path.display();
                         self.error("api_secret_file", format!("cannot read {shown}: {e}"));
@@ -1017,6 +1029,20 @@ interval = "15s"
         let config = validate(raw, &dir, &env).unwrap();
 
         assert_eq!(config.targets[0].api_secret.expose(), "sk_file_secret");
+    }
+
+    #[test]
+    fn an_endless_secret_file_is_refused() {
+        let text = GOOD.replace(
+            "api_secret_env = \"TEST_SECRET\"",
+            "api_secret_file = \"/dev/zero\"",
+        );
+        let error = check(&text).expect_err("endless secret file");
+
+        assert!(
+            error.contains("targets[0].api_secret_file: /dev/zero is longer than 4096 bytes"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -80,6 +80,19 @@ fn a_missing_config_file_is_a_clear_error() {
     );
 }
 
+#[cfg(unix)]
+#[test]
+fn an_endless_config_file_is_refused_not_read() {
+    let output = run(&["--config.file", "/dev/zero", "--config.check"], &[]);
+
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("config file /dev/zero is larger than 1048576 bytes"),
+        "{}",
+        stderr(&output)
+    );
+}
+
 #[test]
 fn version_and_bad_flags_behave_like_other_exporters() {
     let version = run(&["--version"], &[]);
