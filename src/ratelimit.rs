@@ -130,6 +130,8 @@ struct CategoryState {
     remaining: Option<u64>,
     /// Until when `remaining` describes the current window.
     valid_until: Option<SystemTime>,
+    /// The last reset a response gave.
+    window_reset: Option<SystemTime>,
     backoff_until: Option<SystemTime>,
     consecutive_429: u32,
 }
@@ -178,6 +180,9 @@ impl RateLimiter {
         if headers.limit.is_some() {
             state.limit = headers.limit;
         }
+        if headers.reset_at.is_some() {
+            state.window_reset = headers.reset_at;
+        }
         if headers.remaining.is_some() {
             state.remaining = headers.remaining;
             state.valid_until = Some(headers.reset_at.unwrap_or(now + ASSUMED_WINDOW));
@@ -189,9 +194,8 @@ impl RateLimiter {
             return None;
         }
         state.consecutive_429 += 1;
-        state.remaining = Some(0);
-        let until = backoff_until(headers, state.consecutive_429, now);
-        state.valid_until = Some(until.max(state.valid_until.unwrap_or(now)));
+        let window_reset = state.window_reset.filter(|at| *at > now);
+        let until = backoff_until(headers, window_reset, state.consecutive_429, now);
         state.backoff_until = Some(until);
         Some(until)
     }
@@ -201,10 +205,16 @@ impl RateLimiter {
     }
 }
 
-/// After a 429: wait for Retry-After or the window's reset (plus jitter); a reset in the
-/// past means retry now. Without either, back off exponentially, capped.
-fn backoff_until(headers: &RateLimitHeaders, attempt: u32, now: SystemTime) -> SystemTime {
-    let known = headers.retry_after.or(headers.reset_at);
+/// After a 429: wait for Retry-After or the window's reset (plus jitter), taking the reset an
+/// earlier response gave when this one has none; a reset in the past means retry now.
+/// Without any, back off exponentially. Never longer than `MAX_BACKOFF`.
+fn backoff_until(
+    headers: &RateLimitHeaders,
+    window_reset: Option<SystemTime>,
+    attempt: u32,
+    now: SystemTime,
+) -> SystemTime {
+    let known = headers.retry_after.or(headers.reset_at).or(window_reset);
     let until = match known {
         Some(at) if at <= now => now,
         Some(at) => at.checked_add(jitter()).unwrap_or(at),
@@ -380,6 +390,34 @@ mod tests {
             limiter.admit(Category::Sync, at(NOW + 1)),
             Err(SkipReason::Backoff)
         );
+    }
+
+    #[test]
+    fn a_bare_429_waits_for_the_reset_an_earlier_response_gave_and_keeps_no_reserve() {
+        let mut limiter = RateLimiter::new(reserve(0.2));
+        let earlier = headers(&[
+            ("x-ratelimit-limit", "1000"),
+            ("x-ratelimit-remaining", "200"),
+            ("x-ratelimit-reset", &(NOW + 30).to_string()),
+        ]);
+        limiter.observe(
+            Category::Sync,
+            200,
+            &RateLimitHeaders::parse(&earlier, at(NOW)),
+            at(NOW),
+        );
+
+        let until = limiter
+            .observe(
+                Category::Sync,
+                429,
+                &RateLimitHeaders::default(),
+                at(NOW + 1),
+            )
+            .unwrap();
+
+        assert!(until >= at(NOW + 30) && until <= at(NOW + 32), "{until:?}");
+        assert_eq!(limiter.admit(Category::Sync, at(NOW + 33)), Ok(()));
     }
 
     #[test]

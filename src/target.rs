@@ -21,17 +21,18 @@ use crate::token::{Token, TokenCache};
 /// token cached for ever.
 pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// After an `invalid_credentials` answer, token requests for probes other than the auth probe
-/// wait this long, doubling up to `CREDENTIALS_RETRY_MAX`, so that a stale secret does not use
-/// up the key's authentication quota. The auth probe keeps its own schedule.
-const CREDENTIALS_RETRY_MIN: Duration = Duration::from_secs(60);
-const CREDENTIALS_RETRY_MAX: Duration = Duration::from_secs(900);
+/// After a failed token request (a stale secret, an auth outage), token requests for probes
+/// other than the auth probe wait this long, doubling up to `TOKEN_RETRY_MAX`, so that the
+/// sessions probe does not use up the key's authentication quota. The auth probe keeps its
+/// own schedule, and its success ends the wait.
+const TOKEN_RETRY_MIN: Duration = Duration::from_secs(60);
+const TOKEN_RETRY_MAX: Duration = Duration::from_secs(900);
 
 #[derive(Debug, Default)]
-struct CredentialsState {
-    valid: Option<bool>,
-    rejections: u32,
+struct TokenRequests {
+    failures: u32,
     retry_at: Option<Instant>,
+    last_failure: Option<Failure>,
 }
 
 /// What the landing page shows of a probe.
@@ -49,7 +50,8 @@ pub struct Target {
     pub tokens: TokenCache,
     limiter: Mutex<RateLimiter>,
     last: Mutex<BTreeMap<ProbeKind, LastResult>>,
-    credentials: Mutex<CredentialsState>,
+    token_requests: Mutex<TokenRequests>,
+    credentials_valid: Mutex<Option<bool>>,
 }
 
 impl Target {
@@ -77,7 +79,8 @@ impl Target {
             metrics,
             config,
             last: Mutex::new(BTreeMap::new()),
-            credentials: Mutex::new(CredentialsState::default()),
+            token_requests: Mutex::new(TokenRequests::default()),
+            credentials_valid: Mutex::new(None),
         })
     }
 
@@ -175,10 +178,22 @@ impl Target {
 
     /// Requests a new token (`POST /auth/token`) and checks the answer's shape. Tracks
     /// whether the credentials are valid.
+    /// After a failed one, requests for probes other than the auth probe wait for a cool-down
+    /// and repeat that failure meanwhile.
     pub async fn obtain_token(&self, probe: ProbeKind) -> Result<Token, ProbeError> {
         if probe != ProbeKind::Auth {
-            self.check_credentials_retry()?;
+            self.check_token_retry()?;
         }
+        let result = self.request_token(probe).await;
+        match &result {
+            Ok(_) => self.token_request_succeeded(),
+            Err(ProbeError::Failed(failure)) => self.token_request_failed(failure),
+            Err(ProbeError::Skipped(_)) => {}
+        }
+        result
+    }
+
+    async fn request_token(&self, probe: ProbeKind) -> Result<Token, ProbeError> {
         let timeout = self.timeout(probe);
         let (key, secret) = (&self.config.api_key, &self.config.api_secret);
         let response = self
@@ -216,34 +231,36 @@ impl Target {
         );
     }
 
-    fn check_credentials_retry(&self) -> Result<(), Failure> {
-        let state = lock(&self.credentials);
-        match state.retry_at {
-            Some(at) if Instant::now() < at => {
+    fn check_token_retry(&self) -> Result<(), Failure> {
+        let state = lock(&self.token_requests);
+        match (&state.retry_at, &state.last_failure) {
+            (Some(at), Some(failure)) if Instant::now() < *at => {
                 let wait = at.saturating_duration_since(Instant::now()).as_secs();
                 let detail = format!(
-                    "credentials were rejected (invalid_credentials); next token request in {wait}s or by the auth probe"
+                    "token request failed ({}); next one in {wait}s or by the auth probe",
+                    failure.detail
                 );
-                Err(Failure::new(FailureReason::Unauthorized, detail))
+                Err(Failure::new(failure.reason, detail))
             }
             _ => Ok(()),
         }
     }
 
-    fn set_credentials_valid(&self, valid: bool) {
-        let mut state = lock(&self.credentials);
-        let previous = state.valid.replace(valid);
-        if valid {
-            state.rejections = 0;
-            state.retry_at = None;
-        } else {
-            state.rejections = state.rejections.saturating_add(1);
-            let doublings = state.rejections.saturating_sub(1).min(10);
-            let wait = (CREDENTIALS_RETRY_MIN * 2u32.pow(doublings)).min(CREDENTIALS_RETRY_MAX);
-            state.retry_at = Some(Instant::now() + wait);
-        }
-        drop(state);
+    fn token_request_failed(&self, failure: &Failure) {
+        let mut state = lock(&self.token_requests);
+        state.failures = state.failures.saturating_add(1);
+        let doublings = state.failures.saturating_sub(1).min(10);
+        let wait = (TOKEN_RETRY_MIN * 2u32.pow(doublings)).min(TOKEN_RETRY_MAX);
+        state.retry_at = Some(Instant::now() + wait);
+        state.last_failure = Some(failure.clone());
+    }
 
+    fn token_request_succeeded(&self) {
+        *lock(&self.token_requests) = TokenRequests::default();
+    }
+
+    fn set_credentials_valid(&self, valid: bool) {
+        let previous = lock(&self.credentials_valid).replace(valid);
         let labels = metrics::target_labels(self.name());
         let gauge = self.metrics.credentials_valid.get_or_create(&labels);
         gauge.set(i64::from(valid));

@@ -77,14 +77,20 @@ impl TokenCache {
         Ok((token, Origin::Fetched))
     }
 
-    /// Always fetches a new token and caches it; callers of `get_or_fetch` that arrive
-    /// meanwhile wait for it instead of fetching their own.
+    /// Always fetches a new token and caches it. While a fresh token is cached, other callers
+    /// keep using it during the fetch; without one, they wait for this fetch and share it.
     pub async fn refresh<F, Fut, E>(&self, fetch: F) -> Result<Token, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Token, E>>,
     {
         let mut slot = self.slot.lock().await;
+        if slot.as_ref().is_some_and(|t| self.is_fresh(t)) {
+            drop(slot);
+            let token = fetch().await?;
+            *self.slot.lock().await = Some(token.clone());
+            return Ok(token);
+        }
         let token = fetch().await?;
         *slot = Some(token.clone());
         Ok(token)
@@ -228,6 +234,39 @@ mod tests {
         assert_eq!(refresh.await.unwrap().unwrap().value.expose(), "token-0");
         assert_eq!((token.value.expose(), origin), ("token-0", Origin::Cached));
         assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_refresh_does_not_hold_up_a_fresh_token() {
+        let cache = Arc::new(TokenCache::new(Duration::from_secs(300)));
+        let count = Arc::new(AtomicU32::new(0));
+        let lifetime = Duration::from_secs(3600);
+        cache
+            .store(Token::new(Secret::new("cached"), lifetime))
+            .await;
+
+        let refresh = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .refresh(|| async {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        Ok::<_, ()>(Token::new(Secret::new("new"), lifetime))
+                    })
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        let started = Instant::now();
+        let (token, origin) = cache
+            .get_or_fetch(|| fetcher(&count, lifetime))
+            .await
+            .unwrap();
+
+        assert_eq!((token.value.expose(), origin), ("cached", Origin::Cached));
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        refresh.await.unwrap().unwrap();
+        assert_eq!(cache.current().await.unwrap().value.expose(), "new");
     }
 
     #[tokio::test(start_paused = true)]

@@ -366,3 +366,91 @@ async fn a_rejected_secret_does_not_use_up_the_auth_quota() {
         0.0
     );
 }
+
+#[tokio::test]
+async fn an_auth_outage_does_not_make_the_sessions_probe_hammer_the_token_endpoint() {
+    let sandbox = start_sandbox(SandboxOptions::default()).await;
+    set_faults(&sandbox, json!({"status": 503, "endpoint": "auth"})).await;
+    let exporter = start_exporter(
+        &sessions_only("outage", &sandbox.base_url(), "1s"),
+        API_SECRET,
+    )
+    .await;
+    let server_error = [
+        ("target", "outage"),
+        ("probe", "sessions"),
+        ("reason", "server_error"),
+    ];
+
+    wait_for(
+        &exporter,
+        "four failed sessions runs",
+        Duration::from_secs(8),
+        |m| {
+            m.value("pinkcloudsync_probe_failures_total", &server_error)
+                .unwrap_or(0.0)
+                >= 4.0
+        },
+    )
+    .await;
+
+    assert_eq!(
+        count(&stats(&sandbox).await, AUTH),
+        1,
+        "one token request, then a cool-down"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_auth_probe_does_not_hold_up_the_sessions_probe() {
+    let options = SandboxOptions {
+        limit_auth: 1000,
+        ..SandboxOptions::default()
+    };
+    let sandbox = start_sandbox(options).await;
+    let probes = r#"
+[targets.rate_limits]
+auth = 1000
+sync = 1000
+[targets.probes.auth]
+interval = "2s"
+timeout = "1500ms"
+[targets.probes.sessions]
+interval = "1s"
+timeout = "900ms"
+"#;
+    let exporter =
+        start_exporter(&config_for("slow", &sandbox.base_url(), probes), API_SECRET).await;
+    wait_for(&exporter, "a cached token", Duration::from_secs(5), |m| {
+        m.value("pinkcloudsync_probe_success", &labels("slow", "sessions")) == Some(1.0)
+    })
+    .await;
+
+    set_faults(&sandbox, json!({"hang": true, "endpoint": "auth"})).await;
+    let auth_timeout = [("target", "slow"), ("probe", "auth"), ("reason", "timeout")];
+    let m = wait_for(
+        &exporter,
+        "two auth timeouts",
+        Duration::from_secs(8),
+        |m| {
+            m.value("pinkcloudsync_probe_failures_total", &auth_timeout)
+                .unwrap_or(0.0)
+                >= 2.0
+        },
+    )
+    .await;
+
+    let sessions_timeout = [
+        ("target", "slow"),
+        ("probe", "sessions"),
+        ("reason", "timeout"),
+    ];
+    assert_eq!(
+        m.get("pinkcloudsync_probe_failures_total", &sessions_timeout),
+        0.0
+    );
+    assert_eq!(
+        m.get("pinkcloudsync_probe_success", &labels("slow", "sessions")),
+        1.0
+    );
+}

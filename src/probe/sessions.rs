@@ -13,11 +13,15 @@ pub async fn run(target: &Target) -> Result<(), ProbeError> {
     let (token, origin) = token(target).await?;
     let mut response = list_sessions(target, &token).await?;
 
-    if response.status.as_u16() == 401 && origin == Origin::Cached {
+    if response.status.as_u16() == 401 {
+        // A rejected token is never used again; only one that came from the cache is worth a
+        // retry with a new one.
         target.count_rejected_token();
         target.tokens.invalidate(&token.value).await;
-        let (token, _) = self::token(target).await?;
-        response = list_sessions(target, &token).await?;
+        if origin == Origin::Cached {
+            let (token, _) = self::token(target).await?;
+            response = list_sessions(target, &token).await?;
+        }
     }
 
     check(&response)
