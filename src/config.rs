@@ -704,6 +704,9 @@ impl TargetChecker<'_> {
         for category in [Category::Auth, Category::Sync] {
             let per_minute = expected_requests_per_minute(probes, category);
             let limit = limits.get(category);
+            if limit == 0 {
+                continue; // already reported
+            }
             if let Some(excess) = budget_excess(per_minute, limit, share, category) {
                 self.error("probes", format!("target \"{}\" {excess}", shown(name)));
             }
@@ -761,7 +764,12 @@ fn check_shared_keys(targets: &[TargetConfig], share: f64) -> Vec<FieldError> {
 /// Requests per minute that a target's probes send in one category, assuming tokens live as
 /// long as the API document says.
 pub fn expected_requests_per_minute(probes: &[ProbeConfig], category: Category) -> f64 {
-    let refreshes_per_minute = 60.0 / DOCUMENTED_TOKEN_LIFETIME.as_secs_f64();
+    // The auth probe's tokens are cached, so with one the sessions probe fetches none.
+    let has_auth_probe = probes.iter().any(|p| p.kind == ProbeKind::Auth);
+    let refreshes_per_minute = match has_auth_probe {
+        true => 0.0,
+        false => 60.0 / DOCUMENTED_TOKEN_LIFETIME.as_secs_f64(),
+    };
     probes
         .iter()
         .map(|probe| match (probe.kind, category) {
@@ -795,10 +803,33 @@ pub fn parse_cron(expression: &str) -> Result<Cron, String> {
     Ok(cron)
 }
 
+/// The next `count` runs of a cron schedule, each found after the previous one.
+fn cron_runs(
+    cron: &Cron,
+    after: DateTime<Utc>,
+    until: DateTime<Utc>,
+    count: usize,
+) -> Vec<DateTime<Utc>> {
+    // Stepping with find_next_occurrence: croner's iterator was seen to skip the run right
+    // after each one it yields for every-second schedules.
+    let mut runs = Vec::new();
+    let mut at = after;
+    while runs.len() < count {
+        match cron.find_next_occurrence(&at, false) {
+            Ok(next) if next < until => {
+                runs.push(next);
+                at = next;
+            }
+            _ => break,
+        }
+    }
+    runs
+}
+
 fn cron_min_gap(cron: &Cron) -> Duration {
-    let times: Vec<DateTime<Utc>> = cron.iter_after(Utc::now()).take(64).collect();
-    times
-        .windows(2)
+    let now = Utc::now();
+    let runs = cron_runs(cron, now, now + chrono::Duration::days(3660), 64);
+    runs.windows(2)
         .filter_map(|pair| (pair[1] - pair[0]).to_std().ok())
         .min()
         .unwrap_or(Duration::from_secs(86_400))
@@ -807,13 +838,9 @@ fn cron_min_gap(cron: &Cron) -> Duration {
 fn cron_runs_per_minute(cron: &Cron) -> f64 {
     // The busiest minute among the next day's runs decides the budget.
     let now = Utc::now();
-    let horizon = now + chrono::Duration::days(1);
+    let runs = cron_runs(cron, now, now + chrono::Duration::days(1), 100_000);
     let mut per_minute = std::collections::HashMap::<i64, u32>::new();
-    for at in cron
-        .iter_after(now)
-        .take_while(|at| *at < horizon)
-        .take(100_000)
-    {
+    for at in runs {
         *per_minute.entry(at.timestamp() / 60).or_default() += 1;
     }
     per_minute.values().copied().max().unwrap_or(0) as f64
@@ -882,6 +909,25 @@ interval = "15s"
         let schedule = &config.targets[0].probes[0].schedule;
         assert_eq!(schedule.period(), Duration::from_secs(30));
         assert_eq!(schedule.runs_per_minute(), 2.0);
+    }
+
+    #[test]
+    fn every_second_cron_schedules_count_every_run() {
+        let every_second = parse_cron("* * * * * *").unwrap();
+        let ten_a_minute = parse_cron("0-9 * * * * *").unwrap();
+        let every_second = Schedule::Cron {
+            expression: String::new(),
+            cron: Box::new(every_second),
+        };
+        let ten_a_minute = Schedule::Cron {
+            expression: String::new(),
+            cron: Box::new(ten_a_minute),
+        };
+
+        assert_eq!(every_second.period(), Duration::from_secs(1));
+        assert_eq!(every_second.runs_per_minute(), 60.0);
+        assert_eq!(ten_a_minute.period(), Duration::from_secs(1));
+        assert_eq!(ten_a_minute.runs_per_minute(), 10.0);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use pinkcloudsync_exporter::logging::{self, LogFormat, LogLevel};
 use pinkcloudsync_exporter::sandbox::{self, SandboxArgs};
 use pinkcloudsync_exporter::server::parse_listen_address;
 use pinkcloudsync_exporter::{config, exporter};
-use tracing::info;
+use tracing::{error, info};
 
 /// Prometheus exporter and health checker for the PinkCloudSync API: logs in, reuses the
 /// token, lists sync sessions on a schedule, and reads the rate-limit headers.
@@ -70,10 +70,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let log_format = cli.log_format;
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // A log pipeline reading JSON gets the fatal error as a JSON line too.
+            match log_format {
+                LogFormat::Json => error!(error = format!("{e:#}"), "exiting"),
+                LogFormat::Text => eprintln!("error: {e:#}"),
+            }
             ExitCode::FAILURE
         }
     }

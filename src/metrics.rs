@@ -203,7 +203,7 @@ impl Metrics {
         );
         r.register(
             "token_rejected",
-            "401 answers to a request made with a cached token; the token was dropped and the request retried once",
+            "401 answers to a request made with a token; the token is dropped and, if it came from the cache, the request retried once with a new one",
             self.token_rejected.clone(),
         );
         r.register(
