@@ -403,24 +403,9 @@ async fn an_auth_outage_does_not_make_the_sessions_probe_hammer_the_token_endpoi
 
 #[tokio::test]
 async fn a_slow_auth_probe_does_not_hold_up_the_sessions_probe() {
-    let options = SandboxOptions {
-        limit_auth: 1000,
-        ..SandboxOptions::default()
-    };
-    let sandbox = start_sandbox(options).await;
-    let probes = r#"
-[targets.rate_limits]
-auth = 1000
-sync = 1000
-[targets.probes.auth]
-interval = "2s"
-timeout = "1500ms"
-[targets.probes.sessions]
-interval = "1s"
-timeout = "900ms"
-"#;
-    let exporter =
-        start_exporter(&config_for("slow", &sandbox.base_url(), probes), API_SECRET).await;
+    let sandbox = start_sandbox(roomy_sandbox()).await;
+    let text = config_for("slow", &sandbox.base_url(), FAST_PROBES);
+    let exporter = start_exporter(&text, API_SECRET).await;
     wait_for(&exporter, "a cached token", Duration::from_secs(5), |m| {
         m.value("pinkcloudsync_probe_success", &labels("slow", "sessions")) == Some(1.0)
     })

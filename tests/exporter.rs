@@ -5,18 +5,8 @@ mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pinkcloudsync_exporter::sandbox::SandboxOptions;
 use serde_json::json;
 use support::*;
-
-const BOTH_PROBES: &str = r#"
-[targets.probes.auth]
-interval = "1s"
-timeout = "800ms"
-[targets.probes.sessions]
-interval = "1s"
-timeout = "800ms"
-"#;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -27,23 +17,13 @@ fn now() -> f64 {
         .as_secs_f64()
 }
 
-/// Generous limits so that one-second probes never meet the rate limit.
-fn roomy() -> SandboxOptions {
-    SandboxOptions {
-        limit_auth: 1000,
-        limit_sync: 1000,
-        ..SandboxOptions::default()
-    }
-}
-
 fn roomy_config(name: &str, base_url: &str) -> String {
-    let limits = "[targets.rate_limits]\nauth = 1000\nsync = 1000\n";
-    config_for(name, base_url, &format!("{limits}{BOTH_PROBES}"))
+    config_for(name, base_url, FAST_PROBES)
 }
 
 #[tokio::test]
 async fn healthy_api_gives_success_latency_rate_limits_and_token_expiry() {
-    let sandbox = start_sandbox(roomy()).await;
+    let sandbox = start_sandbox(roomy_sandbox()).await;
     let exporter = start_exporter(&roomy_config("prod", &sandbox.base_url()), API_SECRET).await;
 
     let m = wait_for(&exporter, "both probes to succeed", WAIT, |m| {
@@ -119,7 +99,7 @@ async fn healthy_api_gives_success_latency_rate_limits_and_token_expiry() {
 
 #[tokio::test]
 async fn help_texts_say_values_come_from_the_last_scheduled_probe() {
-    let sandbox = start_sandbox(roomy()).await;
+    let sandbox = start_sandbox(roomy_sandbox()).await;
     let exporter = start_exporter(&roomy_config("prod", &sandbox.base_url()), API_SECRET).await;
 
     let m = wait_for(&exporter, "a first sessions run", WAIT, |m| {
@@ -143,7 +123,7 @@ async fn help_texts_say_values_come_from_the_last_scheduled_probe() {
 
 #[tokio::test]
 async fn wrong_secret_counts_401_and_marks_credentials_invalid() {
-    let sandbox = start_sandbox(roomy()).await;
+    let sandbox = start_sandbox(roomy_sandbox()).await;
     let exporter =
         start_exporter(&roomy_config("prod", &sandbox.base_url()), "sk_live_wrong").await;
 
@@ -223,7 +203,7 @@ async fn injected_faults_give_their_failure_reasons() {
         ),
     ];
     for (fault, reason, code) in cases {
-        let sandbox = start_sandbox(roomy()).await;
+        let sandbox = start_sandbox(roomy_sandbox()).await;
         set_faults(&sandbox, fault.clone()).await;
         let exporter =
             start_exporter(&roomy_config("faulty", &sandbox.base_url()), API_SECRET).await;
@@ -256,7 +236,7 @@ async fn injected_faults_give_their_failure_reasons() {
 
 #[tokio::test]
 async fn landing_page_and_health_checks_answer() {
-    let sandbox = start_sandbox(roomy()).await;
+    let sandbox = start_sandbox(roomy_sandbox()).await;
     let exporter = start_exporter(&roomy_config("prod", &sandbox.base_url()), API_SECRET).await;
     wait_for(&exporter, "a first run", WAIT, |m| {
         m.value("pinkcloudsync_probe_success", &labels("prod", "sessions"))
@@ -288,7 +268,7 @@ async fn landing_page_and_health_checks_answer() {
 /// the probes: tokio-cron-scheduler's repeated jobs stop for good in that case.
 #[tokio::test(flavor = "current_thread")]
 async fn probes_survive_a_stalled_runtime() {
-    let sandbox = start_sandbox(roomy()).await;
+    let sandbox = start_sandbox(roomy_sandbox()).await;
     let exporter = start_exporter(&roomy_config("stall", &sandbox.base_url()), API_SECRET).await;
     wait_for(&exporter, "a first run", WAIT, |m| {
         m.value(
@@ -322,7 +302,7 @@ async fn probes_survive_a_stalled_runtime() {
 
 #[tokio::test]
 async fn several_targets_are_probed_separately() {
-    let sandbox = start_sandbox(roomy()).await;
+    let sandbox = start_sandbox(roomy_sandbox()).await;
     let text = format!(
         "{}{}",
         roomy_config("first", &sandbox.base_url()),
@@ -340,7 +320,7 @@ async fn several_targets_are_probed_separately() {
 
 #[tokio::test]
 async fn first_runs_of_targets_are_spread_over_the_interval() {
-    let sandbox = start_sandbox(roomy()).await;
+    let sandbox = start_sandbox(roomy_sandbox()).await;
     let probes = "[targets.rate_limits]\nsync = 1000\n[targets.probes.sessions]\ninterval = \"4s\"\ntimeout = \"1s\"\n";
     let names = ["s0", "s1", "s2", "s3"];
     let text: String = names
@@ -384,7 +364,7 @@ async fn first_runs_of_targets_are_spread_over_the_interval() {
 
 #[tokio::test]
 async fn api_key_expiry_is_exported_where_configured() {
-    let sandbox = start_sandbox(roomy()).await;
+    let sandbox = start_sandbox(roomy_sandbox()).await;
     let text = roomy_config("keyed", &sandbox.base_url()).replace(
         "api_key = \"pk_live_abc123\"",
         "api_key = \"pk_live_abc123\"\napi_key_expires_at = \"2027-01-02T03:04:05+01:00\"",

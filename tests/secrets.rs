@@ -48,19 +48,11 @@ async fn secret_and_tokens_never_appear_in_logs_metrics_or_the_page() {
         ..SandboxOptions::default()
     };
     let sandbox = start_sandbox(options).await;
-    let probes = r#"
-[targets.rate_limits]
-auth = 1000
-sync = 1000
-[targets.probes.auth]
-interval = "1s"
-timeout = "900ms"
-[targets.probes.sessions]
-interval = "1s"
-timeout = "900ms"
-"#;
-    let exporter =
-        start_exporter(&config_for("leak", &sandbox.base_url(), probes), API_SECRET).await;
+    let exporter = start_exporter(
+        &config_for("leak", &sandbox.base_url(), FAST_PROBES),
+        API_SECRET,
+    )
+    .await;
     let target = exporter.targets[0].clone();
 
     // Collect tokens as they are issued, through refreshes, an expiry and some faults.

@@ -16,6 +16,28 @@ pub const API_KEY: &str = "pk_live_abc123";
 pub const API_SECRET: &str = "sk_live_xyz789";
 pub const SECRET_ENV: &str = "TEST_PINKCLOUDSYNC_SECRET";
 
+/// Both probes every second, with limits the sandbox must be started with too (see
+/// `roomy_sandbox`), so that one-second probes never meet the rate limit.
+pub const FAST_PROBES: &str = r#"
+[targets.rate_limits]
+auth = 1000
+sync = 1000
+[targets.probes.auth]
+interval = "1s"
+timeout = "800ms"
+[targets.probes.sessions]
+interval = "1s"
+timeout = "800ms"
+"#;
+
+pub fn roomy_sandbox() -> SandboxOptions {
+    SandboxOptions {
+        limit_auth: 1000,
+        limit_sync: 1000,
+        ..SandboxOptions::default()
+    }
+}
+
 pub async fn start_sandbox(options: SandboxOptions) -> RunningSandbox {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
