@@ -199,10 +199,6 @@ impl RateLimiter {
         state.backoff_until = Some(until);
         Some(until)
     }
-
-    pub fn backoff_until(&self, category: Category) -> Option<SystemTime> {
-        self.states[category.index()].backoff_until
-    }
 }
 
 /// After a 429: wait for Retry-After or the window's reset (plus jitter), taking the reset an
